@@ -1,0 +1,1 @@
+//! Layer 3: chain building. Filled by the chain-builder issue.

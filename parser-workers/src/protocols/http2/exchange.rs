@@ -1,0 +1,141 @@
+//! `Http2Exchange`: one HTTP/2 stream as a request/response pair, with secrets redacted.
+
+/// What replaces the value of a header that carries a secret.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Header names whose values are never kept (compared lowercase; HTTP/2 names are lowercase).
+pub const REDACTED_HEADERS: [&str; 6] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "api-key",
+];
+
+/// Whether a header's value must be redacted.
+pub fn is_secret_header(name: &str) -> bool {
+    REDACTED_HEADERS
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(name))
+}
+
+/// One header field as kept in an exchange (lossy UTF-8; secret values redacted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderField {
+    pub name: String,
+    pub value: String,
+}
+
+impl HeaderField {
+    /// Build from wire bytes, redacting secret values.
+    pub fn from_wire(name: &[u8], value: &[u8]) -> Self {
+        let name = String::from_utf8_lossy(name).into_owned();
+        let value = if is_secret_header(&name) {
+            REDACTED.to_string()
+        } else {
+            String::from_utf8_lossy(value).into_owned()
+        };
+        HeaderField { name, value }
+    }
+}
+
+/// What happened to an exchange beyond the happy path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExchangeFlags {
+    /// RST_STREAM was seen on the stream, or a GOAWAY said it was never processed.
+    pub reset: bool,
+    /// Part of the exchange was not seen (joined mid-stream, bytes lost, evicted, flushed open).
+    pub partial: bool,
+    /// Server push: the request came from a PUSH_PROMISE.
+    pub pushed: bool,
+    /// Some header field could not be decoded (unknown dynamic table entry, lost or malformed
+    /// header block, header list over its bound); no header was invented.
+    pub headers_incomplete: bool,
+    /// A body was longer than its cap; only the first bytes are kept.
+    pub truncated: bool,
+    /// The stream was pushed out by the open-stream bound before it ended.
+    pub evicted: bool,
+}
+
+/// One HTTP/2 stream: the request (or push promise) and its response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Http2Exchange {
+    pub stream_id: u32,
+    /// For a pushed exchange: the stream that carried the PUSH_PROMISE.
+    pub promised_on_stream: Option<u32>,
+    pub method: Option<String>,
+    pub scheme: Option<String>,
+    pub authority: Option<String>,
+    pub path: Option<String>,
+    /// Final (non-1xx) response status.
+    pub status: Option<u16>,
+    /// Request header fields other than the pseudo-headers above, in order.
+    pub request_headers: Vec<HeaderField>,
+    /// Final response header fields other than `:status`, in order.
+    pub response_headers: Vec<HeaderField>,
+    pub request_trailers: Vec<HeaderField>,
+    /// Response trailers (gRPC's grpc-status / grpc-message live here, or in the response
+    /// headers for a trailers-only response).
+    pub response_trailers: Vec<HeaderField>,
+    /// First request body bytes (DATA payloads without padding), as received (not decoded).
+    pub request_body: Vec<u8>,
+    pub response_body: Vec<u8>,
+    /// True request body size (every DATA byte seen, kept or not).
+    pub request_body_size: u64,
+    pub response_body_size: u64,
+    /// Encoded header block bytes (HPACK) seen per side, trailers and pushes included.
+    pub request_header_bytes: u64,
+    pub response_header_bytes: u64,
+    /// Error code of the RST_STREAM (or of the GOAWAY) that ended the stream.
+    pub reset_error_code: Option<u32>,
+    /// Timestamp (ns) of the first and of the last frame of this stream.
+    pub start_ts_ns: u64,
+    pub end_ts_ns: u64,
+    pub flags: ExchangeFlags,
+}
+
+impl Http2Exchange {
+    /// The value of the first request header of that name (case-insensitive).
+    pub fn request_header(&self, name: &str) -> Option<&str> {
+        find(&self.request_headers, name)
+    }
+
+    /// The value of the first response header of that name.
+    pub fn response_header(&self, name: &str) -> Option<&str> {
+        find(&self.response_headers, name)
+    }
+
+    /// The value of the first response trailer of that name.
+    pub fn response_trailer(&self, name: &str) -> Option<&str> {
+        find(&self.response_trailers, name)
+    }
+}
+
+fn find<'a>(fields: &'a [HeaderField], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|f| f.name.eq_ignore_ascii_case(name))
+        .map(|f| f.value.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted() {
+        for name in [
+            "authorization",
+            "Proxy-Authorization",
+            "cookie",
+            "set-cookie",
+            "x-api-key",
+            "api-key",
+        ] {
+            let f = HeaderField::from_wire(name.as_bytes(), b"Bearer sk-secret");
+            assert_eq!(f.value, REDACTED, "{name}");
+        }
+        assert_eq!(HeaderField::from_wire(b"content-type", b"a/b").value, "a/b");
+    }
+}

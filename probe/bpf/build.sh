@@ -1,0 +1,14 @@
+#!/bin/sh
+# build.sh: rebuild the committed eBPF object and record the hash of its sources.
+# Run after changing chainwatch.bpf.c, chainwatch.h or vmlinux.h, and commit all three outputs:
+#   chainwatch.bpf.o        the object machines without clang embed
+#   chainwatch.bpf.o.sha256 sha256 of chainwatch.h + chainwatch.bpf.c + vmlinux.h (in that order)
+# Needs clang-19 (Debian: clang-19) and libbpf-dev (the bpf/*.h headers).
+# To regenerate vmlinux.h: bpftool btf dump file /sys/kernel/btf/vmlinux format c > vmlinux.h
+set -eu
+cd "$(dirname "$0")"
+CLANG="${CHAINWATCH_CLANG:-clang-19}"
+"$CLANG" -target bpf -g -O2 -D__TARGET_ARCH_x86 -I/usr/include/x86_64-linux-gnu -I. -Wall -Werror \
+	-c chainwatch.bpf.c -o chainwatch.bpf.o
+cat chainwatch.h chainwatch.bpf.c vmlinux.h | sha256sum | cut -d' ' -f1 > chainwatch.bpf.o.sha256
+echo "wrote chainwatch.bpf.o and chainwatch.bpf.o.sha256 ($(cat chainwatch.bpf.o.sha256))"
