@@ -6,9 +6,11 @@
 //! older or newer than the writer still decodes (see `tests/evolution.rs`).
 
 pub mod codec;
+pub mod jsonl;
 pub mod records;
 pub mod samples;
 pub mod topics;
 
 pub use codec::{AvroRecord, CodecError, Fingerprint, SchemaRegistry};
+pub use jsonl::{JsonLineError, JsonRecord};
 pub use records::*;

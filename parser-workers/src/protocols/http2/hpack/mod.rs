@@ -4,11 +4,15 @@
 
 mod decoder;
 mod dynamic_table;
+#[doc(hidden)]
+pub mod encoder;
 mod huffman;
 mod huffman_table;
 mod static_table;
 
 pub use decoder::{DecodedBlock, DecodedField, HpackDecoder, HpackLimits};
+#[doc(hidden)]
+pub use encoder::{HpackEncoder, huffman_encode};
 pub use dynamic_table::{DynamicEntry, DynamicTable, ENTRY_OVERHEAD};
 pub use huffman::huffman_decode;
 pub use static_table::{STATIC_TABLE, static_entry};

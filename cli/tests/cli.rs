@@ -1,0 +1,74 @@
+//! The binary as a user meets it: config errors name the key, unbuilt stages say so, topics
+//! are created on a real broker.
+
+use std::process::Command;
+
+fn chainwatch() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_chainwatch"));
+    c.env_remove("CHAINWATCH__BUS__KIND").current_dir(std::env::temp_dir());
+    c
+}
+
+#[test]
+fn every_stage_subcommand_exists_and_unbuilt_ones_exit_2() {
+    for args in [
+        vec!["probe"],
+        vec!["parse", "--pcap", "x.pcap"],
+        vec!["chain"],
+        vec!["policy"],
+        vec!["run"],
+        vec!["capture", "--", "true"],
+        vec!["demo"],
+        vec!["sql", "SELECT 1"],
+    ] {
+        let out = chainwatch().args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() == Some(2) {
+            assert!(stderr.contains("not built yet"), "{args:?}: {stderr}");
+        } else {
+            assert!(out.status.success(), "{args:?} failed: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn bad_config_fails_at_start_naming_the_key() {
+    let dir = std::env::temp_dir().join(format!("cw-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "[chain]\nidle_gap_secs = \"a minute\"\n").unwrap();
+    let out = chainwatch().args(["--config", file.to_str().unwrap(), "config"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("chain.idle_gap_secs"), "{stderr}");
+
+    let out = chainwatch().env("CHAINWATCH__KAFKA__PARTITIONS", "-3").arg("config").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kafka.partitions"));
+}
+
+#[test]
+fn config_prints_the_effective_configuration() {
+    let out = chainwatch().env("CHAINWATCH__CHAIN__IDLE_GAP_SECS", "75").arg("config").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("idle_gap_secs = 75"), "{text}");
+    assert!(text.contains("raw_segments = \"cw.raw.segments\""), "{text}");
+}
+
+#[test]
+fn topics_are_created_on_a_real_broker() {
+    let broker = chainwatch_testkit::TansuBroker::start();
+    let out = chainwatch()
+        .env("CHAINWATCH__BUS__KIND", "kafka")
+        .env("CHAINWATCH__KAFKA__BROKERS", broker.bootstrap())
+        .env("CHAINWATCH__KAFKA__PARTITIONS", "4")
+        .arg("topics")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for topic in chainwatch_schemas::topics::ALL {
+        assert!(stdout.contains(&format!("{topic}\t4 partitions\t(kafka)")), "{topic} missing in {stdout}");
+    }
+}
