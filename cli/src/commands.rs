@@ -29,8 +29,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             create_topics(&cfg)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Probe { .. } => not_built("probe", "the eBPF probe's publisher", 3),
-        Command::Capture { .. } => not_built("capture", "the probe's capture output", 3),
+        Command::Probe { pcap: None } => crate::probe_cmd::publish(&cfg),
+        Command::Probe { pcap: Some(_) } => not_built("probe --pcap", "publishing a pcap replay", 3),
+        Command::Capture { pid, cmd } => crate::probe_cmd::capture(&cfg, pid, &cmd),
         Command::Parse { .. } => not_built("parse", "the parser workers' connection FSM and semantic events", 4),
         Command::Chain { .. } => not_built("chain", "the chain builder", 6),
         Command::Policy { .. } => not_built("policy", "the policy engine", 7),

@@ -12,12 +12,11 @@ fn chainwatch() -> Command {
 #[test]
 fn every_stage_subcommand_exists_and_unbuilt_ones_exit_2() {
     for args in [
-        vec!["probe"],
+        vec!["probe", "--pcap", "x.pcap"],
         vec!["parse", "--pcap", "x.pcap"],
         vec!["chain"],
         vec!["policy"],
         vec!["run"],
-        vec!["capture", "--", "true"],
         vec!["demo"],
         vec!["sql", "SELECT 1"],
     ] {

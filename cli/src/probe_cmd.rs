@@ -1,0 +1,146 @@
+//! `chainwatch capture` (print what the kernel sees as JSON lines) and `chainwatch probe`
+//! (publish it to the bus): the probe's events through `RecordMapper` to records.
+
+use std::io::{BufWriter, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use chainwatch_bus::{OutRecord, Pending};
+use chainwatch_config::ChainwatchConfig;
+use chainwatch_probe::ebpf::{Probe, ProbeConfig};
+use chainwatch_probe::records::{RecordMapper, bus_key};
+use chainwatch_probe::selectors::Selector;
+use chainwatch_schemas::{AvroRecord, JsonRecord};
+
+/// The probe's settings from the configuration.
+fn probe_config(cfg: &ChainwatchConfig) -> anyhow::Result<ProbeConfig> {
+    let p = &cfg.probe;
+    let mut selectors = Vec::new();
+    if p.watch_all {
+        selectors.push(Selector::All);
+    }
+    selectors.extend(p.watch_comm.iter().map(|c| Selector::Comm(c.clone())));
+    selectors.extend(p.watch_exe.iter().map(|e| Selector::Exe(e.clone())));
+    selectors.extend(p.watch_cgroups.iter().map(|c| Selector::Cgroup(c.into())));
+    selectors.extend(p.watch_pods.iter().map(|u| Selector::PodUid(u.clone())));
+    Ok(ProbeConfig {
+        node: cfg.node.resolved_id(),
+        per_call_cap: u32::try_from(p.per_call_cap_bytes).context("config key `probe.per_call_cap_bytes`: too large")?,
+        tls: true,
+        selectors,
+        ports: p.watch_ports.clone(),
+        ring_buffer_bytes: u32::try_from(p.ring_buffer_bytes).context("config key `probe.ring_buffer_bytes`: too large")?,
+        ..ProbeConfig::default()
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")
+}
+
+/// `chainwatch capture [--pid N] [-- CMD ARGS...]`: JSON lines on stdout until the watched
+/// tree exits; loss counters on stderr; exits with CMD's status.
+pub fn capture(cfg: &ChainwatchConfig, pid: Option<u32>, cmd: &[String]) -> anyhow::Result<ExitCode> {
+    if pid.is_none() && cmd.is_empty() {
+        anyhow::bail!("capture needs a command (`chainwatch capture -- CMD ARGS...`) or --pid N");
+    }
+    let config = probe_config(cfg)?;
+    let node = config.node.clone();
+    runtime()?.block_on(async move {
+        let mut capture = match pid {
+            Some(p) => chainwatch_probe::capture::capture_pid(p, config),
+            None => chainwatch_probe::capture::run_capture_with(cmd, config),
+        }
+        .context("starting the probe (capture needs root, or CAP_BPF + CAP_PERFMON)")?;
+        let mut mapper = RecordMapper::new(node);
+        let mut out = BufWriter::new(std::io::stdout().lock());
+        while let Some(event) = capture.next_event().await {
+            let line = mapper.map(&event).to_line().context("writing a record as JSON")?;
+            if writeln!(out, "{line}").is_err() {
+                break; // stdout closed (e.g. `| head`): stop quietly
+            }
+        }
+        let _ = out.flush();
+        if let Ok(loss) = capture.probe().loss_counters() {
+            eprintln!("chainwatch capture: loss {loss:?}; mapper {:?}", mapper.stats());
+        }
+        Ok(match capture.exit_status() {
+            Some(0) | None => ExitCode::SUCCESS,
+            Some(code) => ExitCode::from(u8::try_from(code.clamp(1, 255)).unwrap_or(1)),
+        })
+    })
+}
+
+/// `chainwatch probe`: watch what the configuration selects and publish RawSegment and
+/// ConnectionEvent records to cw.raw.segments (key: connection id) and ProcessEvent records to
+/// cw.proc.events (key: node/tgid), until interrupted. At most `probe.max_pending_events`
+/// records wait for the bus's acknowledgement; beyond that the probe waits (and the kernel
+/// counts what its ring buffer cannot hold), so memory stays bounded.
+pub fn publish(cfg: &ChainwatchConfig) -> anyhow::Result<ExitCode> {
+    let config = probe_config(cfg)?;
+    if config.selectors.is_empty() {
+        anyhow::bail!(
+            "nothing to watch: set probe.watch_comm, probe.watch_exe, probe.watch_cgroups, probe.watch_pods or probe.watch_all"
+        );
+    }
+    let node = config.node.clone();
+    let cfg = cfg.clone();
+    runtime()?.block_on(async move {
+        let bus = chainwatch_bus::from_config(&cfg).await.context("connecting to the bus")?;
+        if cfg.kafka.create_topics || cfg.bus.kind == chainwatch_config::BusKind::Memory {
+            chainwatch_bus::create_all_topics(bus.as_ref(), &cfg).await.context("creating topics")?;
+        }
+        let producer = bus.producer()?;
+        let mut probe = Probe::start(config).context("starting the probe (needs root, or CAP_BPF + CAP_PERFMON)")?;
+        let mut events = probe.events().context("the probe's event stream was already taken")?;
+        let mut mapper = RecordMapper::new(node);
+        let mut pending: std::collections::VecDeque<Pending> = std::collections::VecDeque::new();
+        let max_pending = cfg.probe.max_pending_events.max(1);
+        let mut waits = 0u64;
+        let stop = tokio::signal::ctrl_c();
+        tokio::pin!(stop);
+        loop {
+            let event = tokio::select! {
+                e = events.recv() => match e { Some(e) => e, None => break },
+                _ = &mut stop => break,
+            };
+            let record = mapper.map(&event);
+            let topic = match record {
+                JsonRecord::ProcessEvent(_) => &cfg.topics.proc_events,
+                _ => &cfg.topics.raw_segments,
+            };
+            let value = encode(&record)?;
+            let key = bus_key(&record);
+            pending.push_back(producer.send(OutRecord::new(topic.as_str(), key, value)).await?);
+            while pending.len() > max_pending {
+                waits += 1;
+                if let Some(p) = pending.pop_front() {
+                    p.await.context("publishing to the bus")?;
+                }
+            }
+        }
+        for p in pending {
+            p.await.context("publishing to the bus")?;
+        }
+        producer.flush(Duration::from_secs(10)).await?;
+        eprintln!(
+            "chainwatch probe: {} records, {waits} back-pressure waits, loss {:?}",
+            mapper.stats().records,
+            probe.loss_counters().ok()
+        );
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    })
+}
+
+fn encode(record: &JsonRecord) -> anyhow::Result<Vec<u8>> {
+    Ok(match record {
+        JsonRecord::RawSegment(r) => r.encode()?,
+        JsonRecord::ConnectionEvent(r) => r.encode()?,
+        JsonRecord::ProcessEvent(r) => r.encode()?,
+        JsonRecord::SemanticEvent(r) => r.encode()?,
+        JsonRecord::Chain(r) => r.encode()?,
+        JsonRecord::Violation(r) => r.encode()?,
+    })
+}
+
