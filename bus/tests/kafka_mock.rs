@@ -53,15 +53,18 @@ fn bus() -> Arc<MockBackedBus> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_on_mock_cluster() {
+    let _serial = common::SERIAL.lock().await;
     Suite::new(bus(), Duration::from_secs(10)).run_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_100k_on_mock_cluster_one_closed() {
+    let _serial = common::SERIAL.lock().await;
     failover(bus(), "mock-close", 6, 3, 500, 200, Stop::Close, Duration::from_secs(180)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_on_mock_cluster_one_crashed() {
+    let _serial = common::SERIAL.lock().await;
     failover(bus(), "mock-crash", 6, 3, 200, 100, Stop::Crash, Duration::from_secs(180)).await;
 }

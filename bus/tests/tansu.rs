@@ -41,27 +41,42 @@ use chainwatch_testkit::TansuBroker;
 use common::conformance::{GroupRun, Stop, Suite, failover, publish_sequences};
 
 /// The bus config for the working tests: one record per produced batch (see the file comment).
+/// Acknowledgements may take long on a loaded 2-core CI machine with one record per request.
+const TEST_MESSAGE_TIMEOUT_MS: u32 = 300_000;
+
 fn bus(bootstrap: String) -> Arc<KafkaBus> {
-    let mut cfg = KafkaConfig { brokers: bootstrap, session_timeout_ms: 6_000, ..KafkaConfig::default() };
+    let mut cfg = KafkaConfig {
+        brokers: bootstrap,
+        session_timeout_ms: 6_000,
+        message_timeout_ms: TEST_MESSAGE_TIMEOUT_MS,
+        ..KafkaConfig::default()
+    };
     cfg.properties.insert("batch.num.messages".into(), "1".into());
     Arc::new(KafkaBus::new(cfg).expect("kafka bus"))
 }
 
 /// Ordinary batching, with a linger long enough that records sent together share one batch.
 fn batching_bus(bootstrap: String) -> Arc<KafkaBus> {
-    let mut cfg = KafkaConfig { brokers: bootstrap, session_timeout_ms: 6_000, ..KafkaConfig::default() };
+    let mut cfg = KafkaConfig {
+        brokers: bootstrap,
+        session_timeout_ms: 6_000,
+        message_timeout_ms: TEST_MESSAGE_TIMEOUT_MS,
+        ..KafkaConfig::default()
+    };
     cfg.properties.insert("linger.ms".into(), "200".into());
     Arc::new(KafkaBus::new(cfg).expect("kafka bus"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_on_tansu() {
+    let _serial = common::SERIAL.lock().await;
     let broker = TansuBroker::start();
     Suite::new(bus(broker.bootstrap()), Duration::from_secs(15)).run_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_100k_on_tansu_three_members_one_closed() {
+    let _serial = common::SERIAL.lock().await;
     let broker = TansuBroker::start();
     failover(bus(broker.bootstrap()), "tansu-close", 6, 3, 500, 200, Stop::Close, Duration::from_secs(120)).await;
 }
@@ -107,6 +122,7 @@ impl Drop for ChildMember {
 /// get its partitions from offset 0: every record is processed at least once, in per-key order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_100k_on_tansu_member_killed() {
+    let _serial = common::SERIAL.lock().await;
     let broker = TansuBroker::start();
     let bus = bus(broker.bootstrap());
     let (topic, group) = ("tansu-kill-failover", "tansu-kill-failover-g");
@@ -176,6 +192,7 @@ async fn failover_100k_on_tansu_member_killed() {
 /// batch: promote it (delete this test and the `batch.num.messages=1` workaround in `bus`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tansu_known_failure_fetch_from_inside_a_batch_skips_the_batch() {
+    let _serial = common::SERIAL.lock().await;
     let broker = TansuBroker::start();
     let bus = batching_bus(broker.bootstrap());
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());

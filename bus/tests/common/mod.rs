@@ -3,3 +3,6 @@
 #![allow(dead_code)]
 
 pub mod conformance;
+
+/// Tests that run a broker and 100,000 records take the machine's two cores: one at a time.
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

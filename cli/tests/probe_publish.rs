@@ -1,0 +1,106 @@
+//! `chainwatch probe` as a DaemonSet runs it, against a real Kafka-protocol broker (tansu):
+//! it watches the processes the configuration selects (here by comm) and publishes their
+//! connections and bytes to cw.raw.segments keyed by connection id, and their process events
+//! to cw.proc.events. Root: it loads the real eBPF programs.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chainwatch_bus::{Bus, KafkaBus};
+use chainwatch_config::KafkaConfig;
+use chainwatch_schemas::codec::record_name;
+use chainwatch_schemas::{AvroRecord, ConnectionEvent, ProcessEvent, ProcessEventKind, RawSegment, topics};
+
+#[test]
+fn probe_publishes_watched_processes_to_the_broker() {
+    let broker = chainwatch_testkit::TansuBroker::start();
+    let dir = std::env::temp_dir().join(format!("cw-probe-pub-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A curl under a name nothing else on this machine has: the comm selector picks it alone.
+    let agent = dir.join("cwpubagent");
+    std::fs::copy("/usr/bin/curl", &agent).expect("copy curl");
+    std::fs::write(dir.join("doc.txt"), "the document\n").unwrap();
+    let port = chainwatch_testkit::free_port();
+    let mut server = Command::new("python3")
+        .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 http.server");
+
+    let probe = Command::new(env!("CARGO_BIN_EXE_chainwatch"))
+        .arg("probe")
+        .env("CHAINWATCH__BUS__KIND", "kafka")
+        .env("CHAINWATCH__KAFKA__BROKERS", broker.bootstrap())
+        .env("CHAINWATCH__KAFKA__PARTITIONS", "3")
+        .env("CHAINWATCH__NODE__ID", "test-node")
+        .env("CHAINWATCH__PROBE__WATCH_COMM", "cwpubagent")
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("chainwatch probe");
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let bus = KafkaBus::new(KafkaConfig { brokers: broker.bootstrap(), ..KafkaConfig::default() }).unwrap();
+    // Wait until the probe created the topics (then it attaches its programs).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rt.block_on(bus.partition_count(topics::PROC_EVENTS)).is_err() {
+        assert!(Instant::now() < deadline, "chainwatch probe did not create the topics");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+
+    let url = format!("http://127.0.0.1:{port}/doc.txt");
+    let status = Command::new(&agent).args(["-s", "-o", "/dev/null", &url]).status().unwrap();
+    assert!(status.success());
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = Command::new("kill").args(["-INT", &probe.id().to_string()]).status();
+    let out = probe.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "chainwatch probe failed: {stderr}");
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let (segments, conns, procs) = rt.block_on(async {
+        let mut c = bus.consumer("probe-test", &[topics::RAW_SEGMENTS, topics::PROC_EVENTS]).await.unwrap();
+        let (mut segments, mut conns, mut procs) = (Vec::new(), Vec::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut quiet_since = Instant::now();
+        while Instant::now() < deadline && quiet_since.elapsed() < Duration::from_secs(5) {
+            let Some(r) = c.poll(Duration::from_millis(500)).await.unwrap() else { continue };
+            quiet_since = Instant::now();
+            let key = String::from_utf8(r.key.clone().unwrap_or_default()).unwrap();
+            match record_name(&r.value).unwrap().as_str() {
+                "io.chainwatch.RawSegment" => segments.push((key, RawSegment::decode(&r.value).unwrap())),
+                "io.chainwatch.ConnectionEvent" => conns.push((key, ConnectionEvent::decode(&r.value).unwrap())),
+                "io.chainwatch.ProcessEvent" => procs.push((key, ProcessEvent::decode(&r.value).unwrap())),
+                other => panic!("unexpected record {other}"),
+            }
+        }
+        (segments, conns, procs)
+    });
+    let exec = procs
+        .iter()
+        .find(|(_, p)| p.kind == ProcessEventKind::Exec && p.comm == "cwpubagent")
+        .unwrap_or_else(|| panic!("no exec of the agent among {} process events; probe said: {stderr}", procs.len()));
+    assert_eq!(exec.0, format!("test-node/{}", exec.1.tgid));
+    assert!(procs.iter().all(|(_, p)| p.comm == "cwpubagent"), "only the watched process is published");
+    let (key, connect) = conns.iter().find(|(_, c)| c.tgid == exec.1.tgid).expect("the agent's connection");
+    assert_eq!(key, &connect.conn_id);
+    assert!(connect.conn_id.starts_with("test-node/"));
+    let sent: Vec<u8> = segments
+        .iter()
+        .filter(|(k, s)| k == &connect.conn_id && s.direction == chainwatch_schemas::Direction::Egress)
+        .flat_map(|(_, s)| s.payload.clone())
+        .collect();
+    assert!(sent.starts_with(b"GET /doc.txt HTTP/1.1\r\n"), "{}", String::from_utf8_lossy(&sent));
+    let received: Vec<u8> = segments
+        .iter()
+        .filter(|(k, s)| k == &connect.conn_id && s.direction == chainwatch_schemas::Direction::Ingress)
+        .flat_map(|(_, s)| s.payload.clone())
+        .collect();
+    assert!(received.ends_with(b"the document\n"), "{}", String::from_utf8_lossy(&received));
+    let _ = std::fs::remove_dir_all(dir);
+}
