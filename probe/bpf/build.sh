@@ -8,7 +8,7 @@
 set -eu
 cd "$(dirname "$0")"
 CLANG="${CHAINWATCH_CLANG:-clang-19}"
-"$CLANG" -target bpf -g -O2 -D__TARGET_ARCH_x86 -I/usr/include/x86_64-linux-gnu -I. -Wall -Werror \
+"$CLANG" -target bpf -g -O2 -D__TARGET_ARCH_x86 -I/usr/include/x86_64-linux-gnu -I. -Wall -Werror -fdebug-compilation-dir=. \
 	-c chainwatch.bpf.c -o chainwatch.bpf.o
 cat chainwatch.h chainwatch.bpf.c vmlinux.h | sha256sum | cut -d' ' -f1 > chainwatch.bpf.o.sha256
 echo "wrote chainwatch.bpf.o and chainwatch.bpf.o.sha256 ($(cat chainwatch.bpf.o.sha256))"

@@ -40,7 +40,7 @@ fn committed_object_is_what_clang_builds_from_the_sources() {
     let out = std::env::temp_dir().join(format!("chainwatch-bpf-check-{}.o", std::process::id()));
     let status = Command::new(&clang)
         .current_dir(bpf_dir())
-        .args(["-target", "bpf", "-g", "-O2", "-D__TARGET_ARCH_x86", "-I/usr/include/x86_64-linux-gnu", "-I.", "-Wall", "-Werror"])
+        .args(["-target", "bpf", "-g", "-O2", "-D__TARGET_ARCH_x86", "-I/usr/include/x86_64-linux-gnu", "-I.", "-Wall", "-Werror", "-fdebug-compilation-dir=."])
         .args(["-c", "chainwatch.bpf.c", "-o"])
         .arg(&out)
         .status()
