@@ -30,9 +30,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Probe { pcap: None } => crate::probe_cmd::publish(&cfg),
-        Command::Probe { pcap: Some(_) } => not_built("probe --pcap", "publishing a pcap replay", 3),
+        Command::Probe { pcap: Some(file) } => crate::probe_cmd::publish_pcap(&cfg, &file),
         Command::Capture { pid, cmd } => crate::probe_cmd::capture(&cfg, pid, &cmd),
-        Command::Parse { .. } => not_built("parse", "the parser workers' connection FSM and semantic events", 4),
+        Command::Parse { pcap, input } => crate::parse_cmd::run(&cfg, pcap.as_deref(), input.as_deref()),
         Command::Chain { .. } => not_built("chain", "the chain builder", 6),
         Command::Policy { .. } => not_built("policy", "the policy engine", 7),
         Command::Sql { .. } => not_built("sql", "the chain tables and SQL", 7),

@@ -3,6 +3,7 @@
 //! what was wrong; a stage that is not built yet says so and exits with status 2.
 
 mod commands;
+mod parse_cmd;
 mod probe_cmd;
 
 use std::path::PathBuf;

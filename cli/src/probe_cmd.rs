@@ -133,6 +133,52 @@ pub fn publish(cfg: &ChainwatchConfig) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `chainwatch probe --pcap FILE`: replay a capture as RawSegment and ConnectionEvent records
+/// on cw.raw.segments (key: connection id), the same records the live probe publishes, with
+/// the same bound on unacknowledged records.
+pub fn publish_pcap(cfg: &ChainwatchConfig, file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use chainwatch_probe::pcap::records::{PcapRecord, PcapRecordMapper};
+    let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let name = file.display().to_string();
+    let mut reader = chainwatch_probe::pcap::PcapReader::new(std::io::BufReader::new(input), &name, Default::default())
+        .with_context(|| format!("reading {name}"))?;
+    let cfg = cfg.clone();
+    runtime()?.block_on(async move {
+        let bus = chainwatch_bus::from_config(&cfg).await.context("connecting to the bus")?;
+        if cfg.kafka.create_topics || cfg.bus.kind == chainwatch_config::BusKind::Memory {
+            chainwatch_bus::create_all_topics(bus.as_ref(), &cfg).await.context("creating topics")?;
+        }
+        let producer = bus.producer()?;
+        let mut mapper = PcapRecordMapper::new(&cfg.node.resolved_id());
+        let mut pending: std::collections::VecDeque<Pending> = std::collections::VecDeque::new();
+        let max_pending = cfg.probe.max_pending_events.max(1);
+        let mut published = 0u64;
+        for event in reader.by_ref() {
+            let event = event.with_context(|| format!("reading {name}"))?;
+            for record in mapper.map(&event) {
+                let record = match record {
+                    PcapRecord::Segment(s) => JsonRecord::RawSegment(s),
+                    PcapRecord::Connection(c) => JsonRecord::ConnectionEvent(c),
+                };
+                let out = OutRecord::new(cfg.topics.raw_segments.as_str(), bus_key(&record), encode(&record)?);
+                pending.push_back(producer.send(out).await?);
+                published += 1;
+                while pending.len() > max_pending {
+                    if let Some(p) = pending.pop_front() {
+                        p.await.context("publishing to the bus")?;
+                    }
+                }
+            }
+        }
+        for p in pending {
+            p.await.context("publishing to the bus")?;
+        }
+        producer.flush(Duration::from_secs(10)).await?;
+        eprintln!("chainwatch probe --pcap: {published} records from {name}; {:?}", reader.stats());
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    })
+}
+
 fn encode(record: &JsonRecord) -> anyhow::Result<Vec<u8>> {
     Ok(match record {
         JsonRecord::RawSegment(r) => r.encode()?,

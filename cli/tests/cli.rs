@@ -12,8 +12,6 @@ fn chainwatch() -> Command {
 #[test]
 fn every_stage_subcommand_exists_and_unbuilt_ones_exit_2() {
     for args in [
-        vec!["probe", "--pcap", "x.pcap"],
-        vec!["parse", "--pcap", "x.pcap"],
         vec!["chain"],
         vec!["policy"],
         vec!["run"],

@@ -104,3 +104,48 @@ fn probe_publishes_watched_processes_to_the_broker() {
     assert!(received.ends_with(b"the document\n"), "{}", String::from_utf8_lossy(&received));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `chainwatch probe --pcap FILE` replays a capture onto the broker as the records the live
+/// probe publishes: a deepflow HTTP/1.1 capture gives its connection and its request bytes.
+#[test]
+fn probe_replays_a_pcap_onto_the_broker() {
+    let broker = chainwatch_testkit::TansuBroker::start();
+    let pcap = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../probe/tests/fixtures/pcap/deepflow/http/httpv1.pcap");
+    let out = Command::new(env!("CARGO_BIN_EXE_chainwatch"))
+        .args(["probe", "--pcap"])
+        .arg(&pcap)
+        .env("CHAINWATCH__BUS__KIND", "kafka")
+        .env("CHAINWATCH__KAFKA__BROKERS", broker.bootstrap())
+        .env("CHAINWATCH__KAFKA__PARTITIONS", "2")
+        .env("CHAINWATCH__NODE__ID", "replay")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let bus = KafkaBus::new(KafkaConfig { brokers: broker.bootstrap(), ..KafkaConfig::default() }).unwrap();
+    let (segments, conns) = rt.block_on(async {
+        let mut c = bus.consumer("replay-test", &[topics::RAW_SEGMENTS]).await.unwrap();
+        let (mut segments, mut conns) = (Vec::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut quiet_since = Instant::now();
+        while Instant::now() < deadline && quiet_since.elapsed() < Duration::from_secs(4) {
+            let Some(r) = c.poll(Duration::from_millis(500)).await.unwrap() else { continue };
+            quiet_since = Instant::now();
+            match record_name(&r.value).unwrap().as_str() {
+                "io.chainwatch.RawSegment" => segments.push(RawSegment::decode(&r.value).unwrap()),
+                "io.chainwatch.ConnectionEvent" => conns.push(ConnectionEvent::decode(&r.value).unwrap()),
+                other => panic!("unexpected record {other}"),
+            }
+        }
+        (segments, conns)
+    });
+    assert!(!conns.is_empty(), "no connection events replayed");
+    let request: Vec<u8> = segments
+        .iter()
+        .filter(|s| s.direction == chainwatch_schemas::Direction::Egress)
+        .flat_map(|s| s.payload.clone())
+        .collect();
+    // deepflow's httpv1.result: POST /query?1590632942 to rq.cct.cloud.duba.net.
+    assert!(request.starts_with(b"POST /query?1590632942 HTTP/1.1\r\n"), "{}", String::from_utf8_lossy(&request));
+    assert!(segments.iter().all(|s| s.conn_id.starts_with("replay/")));
+}

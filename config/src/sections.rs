@@ -58,18 +58,13 @@ impl ChainwatchConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
     /// Node id stamped on every record; empty = the host name.
     pub id: String,
 }
 
-impl Default for NodeConfig {
-    fn default() -> Self {
-        NodeConfig { id: String::new() }
-    }
-}
 
 impl NodeConfig {
     /// The configured id, or the host name, or "localhost".
@@ -448,7 +443,7 @@ impl Default for StorageConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SqlConfig {
     /// HTTP endpoint for SQL (dashboards); empty = off.
@@ -457,13 +452,8 @@ pub struct SqlConfig {
     pub bearer_token: Option<String>,
 }
 
-impl Default for SqlConfig {
-    fn default() -> Self {
-        SqlConfig { http_listen: None, bearer_token: None }
-    }
-}
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
     /// OTLP endpoint for chainwatch's own metrics and chain traces; empty = off.
@@ -472,8 +462,3 @@ pub struct MetricsConfig {
     pub prometheus_listen: Option<String>,
 }
 
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        MetricsConfig { otlp_endpoint: None, prometheus_listen: None }
-    }
-}

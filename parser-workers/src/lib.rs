@@ -4,6 +4,9 @@
 //! a push parser from borrowed bytes to frames, and a stitcher from frames to exchanges.
 
 pub mod body;
+pub mod connection;
+pub mod events;
 pub mod protocols;
+pub mod worker;
 #[cfg(test)]
 pub(crate) mod test_corpus;

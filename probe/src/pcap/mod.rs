@@ -30,6 +30,7 @@ mod error;
 mod events;
 mod link_layer;
 mod reader;
+pub mod records;
 mod stream_reassembler;
 mod tcp_segment;
 
