@@ -486,6 +486,8 @@ fn split_cases() -> &'static Vec<SplitCase> {
             "deepflow/http/h2c_ascii.pcap",
             "deepflow/http/grpc-server-stream.pcap",
             "deepflow/http/http2-multi.pcap",
+            // Each chunked response ends in its own 5-byte segment ("0\r\n\r\n").
+            "deepflow/http/sw8.pcap",
             "deepflow/postgre/pgsql-all.pcap",
             "zeek/postgresql/psql-create-insert-select-delete-drop.pcap",
             "zeek/postgresql/psql-aws-ssl-require.pcap",
@@ -520,32 +522,4 @@ fn byte_by_byte_gives_the_same_events() {
     for (name, recs, expected) in split_cases() {
         assert_eq!(&events_of(&split(recs, &[1])), expected, "{name}");
     }
-}
-
-/// Known split dependence, outside this crate's connection layer: HTTP/1's
-/// `head::find_blank_line(buf, from)` only recognises an empty trailer section ("\r\n" right
-/// after the last chunk) when `from == 0`; when the final "\n" of "0\r\n\r\n" arrives alone,
-/// the exchange completes only with the next bytes (a later `ts_end_ns`), or at the flush of the
-/// connection (then flagged partial). sw8.pcap ends each
-/// chunked response in its own 5-byte segment. This test fails once that is fixed: then move
-/// sw8.pcap into `split_cases`.
-#[test]
-fn sw8_byte_by_byte_differs_only_in_end_and_partial_known_http1_trailer_issue() {
-    let recs = records(&corpora().join("pcaps/deepflow/http/sw8.pcap"));
-    let whole = events_of(&recs);
-    let bytewise = events_of(&split(&recs, &[1]));
-    assert_eq!(whole.len(), bytewise.len());
-    let mut differing = 0;
-    for (w, b) in whole.iter().zip(&bytewise) {
-        if w != b {
-            differing += 1;
-            let same_but_end = SemanticEvent {
-                ts_end_ns: w.ts_end_ns,
-                partial: w.partial,
-                ..b.clone()
-            };
-            assert_eq!(&same_but_end, w, "more than the end timestamp and partial flag differ");
-        }
-    }
-    assert!(differing > 0, "stale: sw8.pcap is now split-invariant; add it to split_cases");
 }

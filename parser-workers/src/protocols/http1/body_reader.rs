@@ -202,14 +202,23 @@ impl BodyReader {
                     }
                     let frame = self.body_frame(rest.get(..take).unwrap_or_default());
                     let left = remaining - take as u64;
-                    self.state = BodyState::Chunked(ChunkPhaseState(if left == 0 {
-                        ChunkPhase::DataEnd
+                    // The CRLF after the chunk's data is taken with it when it is already
+                    // there: the caller then keeps no 2-byte tail that the next segment would
+                    // have to be copied behind.
+                    let after = rest.get(take..).unwrap_or_default();
+                    let (next, line_end) = if left > 0 {
+                        (ChunkPhase::Data(left), 0)
+                    } else if after.starts_with(b"\r\n") {
+                        (ChunkPhase::SizeLine, 2)
+                    } else if after.starts_with(b"\n") {
+                        (ChunkPhase::SizeLine, 1)
                     } else {
-                        ChunkPhase::Data(left)
-                    }));
+                        (ChunkPhase::DataEnd, 0)
+                    };
+                    self.state = BodyState::Chunked(ChunkPhaseState(next));
                     return Parsed::Frame {
                         frame,
-                        consumed: pos + take,
+                        consumed: pos + take + line_end,
                     };
                 }
                 ChunkPhase::DataEnd => {

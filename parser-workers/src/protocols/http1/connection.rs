@@ -148,10 +148,21 @@ impl Http1Connection {
             let room = cap.saturating_sub(buffer.len());
             let take = room.min(rest.len());
             let (now, later) = rest.split_at(take);
-            buffer.compact();
-            buffer.bytes.extend_from_slice(now);
             rest = later;
-            self.drain(dir, ts_ns, &mut out);
+            if buffer.len() == 0 {
+                // Nothing buffered: parse the caller's bytes in place and keep only the tail
+                // the parser could not use yet (saves copying every body byte once).
+                let consumed = self.parse_run(dir, now, ts_ns, &mut out);
+                let buffer = self.buffer_mut(dir);
+                buffer.clear();
+                buffer
+                    .bytes
+                    .extend_from_slice(now.get(consumed..).unwrap_or_default());
+            } else {
+                buffer.compact();
+                buffer.bytes.extend_from_slice(now);
+                self.drain(dir, ts_ns, &mut out);
+            }
             if rest.is_empty() {
                 break;
             }
@@ -220,29 +231,38 @@ impl Http1Connection {
 
     /// Run `dir`'s parser over its buffer until it needs more bytes.
     fn drain(&mut self, dir: Direction, ts_ns: u64, out: &mut Vec<Http1Exchange>) {
+        // Taken out so the parse loop can read it while the parsers and stitcher change.
+        let mut buffer = std::mem::take(self.buffer_mut(dir));
+        let consumed = self.parse_run(dir, buffer.pending(), ts_ns, out);
+        buffer.advance(consumed);
+        buffer.compact();
+        *self.buffer_mut(dir) = buffer;
+    }
+
+    /// Run `dir`'s parser over `buf` until it needs more bytes; returns the bytes used.
+    fn parse_run(
+        &mut self,
+        dir: Direction,
+        buf: &[u8],
+        ts_ns: u64,
+        out: &mut Vec<Http1Exchange>,
+    ) -> usize {
         let mut zero_progress = 0u32;
+        let mut pos = 0usize;
         loop {
-            let parsed = {
-                let (buffer, parser_is_client) = match dir {
-                    Direction::ClientToServer => (&self.client, true),
-                    Direction::ServerToClient => (&self.server, false),
-                };
-                let buf = buffer.pending();
-                if parser_is_client {
-                    self.requests.parse(buf)
-                } else {
-                    self.responses.parse(buf)
-                }
+            let pending = buf.get(pos..).unwrap_or_default();
+            let parsed = match dir {
+                Direction::ClientToServer => self.requests.parse(pending),
+                Direction::ServerToClient => self.responses.parse(pending),
             };
             match parsed {
                 Parsed::NeedMore => break,
                 Parsed::Invalid { skip } => {
-                    let buffer = self.buffer_mut(dir);
-                    if buffer.len() == 0 {
+                    if pending.is_empty() {
                         break;
                     }
-                    let skip = skip.clamp(1, buffer.len());
-                    buffer.advance(skip);
+                    let skip = skip.clamp(1, pending.len());
+                    pos += skip;
                     self.stats.invalid_skips += 1;
                     self.stats.invalid_bytes += skip as u64;
                 }
@@ -256,7 +276,7 @@ impl Http1Connection {
                     } else {
                         zero_progress = 0;
                     }
-                    self.buffer_mut(dir).advance(consumed);
+                    pos = pos.saturating_add(consumed).min(buf.len());
                     // the request side resumed (refused upgrade) or went opaque (switch): its
                     // waiting bytes are parsed right after this response, before the next one
                     let mut drain_client_after = false;
@@ -294,6 +314,6 @@ impl Http1Connection {
                 }
             }
         }
-        self.buffer_mut(dir).compact();
+        pos
     }
 }

@@ -116,13 +116,14 @@ pub fn start_check(buf: &[u8], kind: MessageKind, strict: bool) -> StartCheck {
 /// growing buffer stay linear. `"\n\r\n"` and `"\n\n"` end a head; `buf` itself may start
 /// with the blank line when `from` is 0 (an empty trailer section).
 pub fn find_blank_line(buf: &[u8], from: usize) -> Option<usize> {
-    if from == 0 {
-        if buf.starts_with(b"\r\n") {
-            return Some(2);
-        }
-        if buf.starts_with(b"\n") {
-            return Some(1);
-        }
+    // An empty section (a blank line right at the start) ends at once, however much of the
+    // buffer an earlier call already scanned: "0\r\n" then "\r" then "\n" must end a
+    // chunked body as surely as "0\r\n\r\n" in one piece.
+    if buf.starts_with(b"\r\n") {
+        return Some(2);
+    }
+    if buf.starts_with(b"\n") {
+        return Some(1);
     }
     let from = from.saturating_sub(2);
     let tail = buf.get(from..)?;
@@ -321,6 +322,8 @@ mod tests {
         );
         assert_eq!(find_blank_line(b"GET / HTTP/1.1\r\nA: b\r\n", 0), None);
         assert_eq!(find_blank_line(b"\r\nX", 0), Some(2));
+        // Resumed after the "\r" arrived alone: still the empty section.
+        assert_eq!(find_blank_line(b"\r\n", 1), Some(2));
         assert_eq!(skip_over_long_head(b"GET /\r\nX: aaaa"), 7);
     }
 

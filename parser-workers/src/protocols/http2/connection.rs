@@ -74,9 +74,16 @@ impl Http2Connection {
         loop {
             let room = self.buffer_cap.saturating_sub(self.buffers[s].len());
             let (now, later) = rest.split_at(room.min(rest.len()));
-            self.buffers[s].extend_from_slice(now);
             rest = later;
-            self.drain(dir, ts_ns, &mut out);
+            if self.buffers[s].is_empty() {
+                // Nothing buffered: parse the caller's bytes in place and keep only the
+                // unparsed tail (saves copying every frame once).
+                let used = self.parse_run(dir, now, ts_ns, &mut out);
+                self.buffers[s].extend_from_slice(now.get(used..).unwrap_or_default());
+            } else {
+                self.buffers[s].extend_from_slice(now);
+                self.drain(dir, ts_ns, &mut out);
+            }
             if rest.is_empty() {
                 break;
             }
@@ -95,10 +102,26 @@ impl Http2Connection {
     /// Parse every whole frame at the front of a direction's buffer.
     fn drain(&mut self, dir: Direction, ts_ns: u64, out: &mut Vec<Http2Exchange>) {
         let s = slot(dir);
+        // Taken out so the parse loop can read it while the parser and stitcher change.
+        let mut buffer = std::mem::take(&mut self.buffers[s]);
+        let used = self.parse_run(dir, &buffer, ts_ns, out);
+        buffer.drain(..used);
+        self.buffers[s] = buffer;
+    }
+
+    /// Parse every whole frame at the front of `buf`; returns the bytes used.
+    fn parse_run(
+        &mut self,
+        dir: Direction,
+        buf: &[u8],
+        ts_ns: u64,
+        out: &mut Vec<Http2Exchange>,
+    ) -> usize {
+        let s = slot(dir);
         let mut start = 0usize;
         loop {
-            let buf = self.buffers[s].get(start..).unwrap_or_default();
-            match self.parsers[s].parse(buf) {
+            let rest = buf.get(start..).unwrap_or_default();
+            match self.parsers[s].parse(rest) {
                 Parsed::Frame { frame, consumed } => {
                     start += consumed.max(1);
                     out.extend(self.stitcher.push(dir, frame, ts_ns));
@@ -106,12 +129,11 @@ impl Http2Connection {
                 Parsed::Invalid { skip } => start += skip.max(1),
                 Parsed::NeedMore => break,
             }
-            if start >= self.buffers[s].len() {
+            if start >= buf.len() {
                 break;
             }
         }
-        let start = start.min(self.buffers[s].len());
-        self.buffers[s].drain(..start);
+        start.min(buf.len())
     }
 
     /// `len` bytes of `dir` were lost: drop the partial frame, hunt for the next plausible

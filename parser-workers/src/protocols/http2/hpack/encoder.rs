@@ -126,10 +126,7 @@ pub fn huffman_encode(s: &[u8]) -> Vec<u8> {
     let mut acc: u64 = 0;
     let mut bits: u32 = 0;
     for &b in s {
-        let (code, len) = HUFFMAN_CODES
-            .get(usize::from(b))
-            .copied()
-            .unwrap_or((0, 0));
+        let (code, len) = HUFFMAN_CODES.get(usize::from(b)).copied().unwrap_or((0, 0));
         acc = (acc << len) | u64::from(code);
         bits += u32::from(len);
         while bits >= 8 {
@@ -184,15 +181,15 @@ mod tests {
         ];
         let first = enc.encode(&fields);
         let second = enc.encode(&fields);
-        assert!(second.len() < first.len() / 2, "second block uses the table");
+        assert!(
+            second.len() < first.len() / 2,
+            "second block uses the table"
+        );
         for block in [first, second] {
             let out = dec.decode(&block);
             assert!(!out.incomplete, "{out:?}");
-            let got: Vec<(Vec<u8>, Vec<u8>)> = out
-                .fields
-                .into_iter()
-                .map(|f| (f.name, f.value))
-                .collect();
+            let got: Vec<(Vec<u8>, Vec<u8>)> =
+                out.fields.into_iter().map(|f| (f.name, f.value)).collect();
             let want: Vec<(Vec<u8>, Vec<u8>)> = fields
                 .iter()
                 .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))

@@ -11,9 +11,9 @@ mod huffman_table;
 mod static_table;
 
 pub use decoder::{DecodedBlock, DecodedField, HpackDecoder, HpackLimits};
+pub use dynamic_table::{DynamicEntry, DynamicTable, ENTRY_OVERHEAD};
 #[doc(hidden)]
 pub use encoder::{HpackEncoder, huffman_encode};
-pub use dynamic_table::{DynamicEntry, DynamicTable, ENTRY_OVERHEAD};
 pub use huffman::huffman_decode;
 pub use static_table::{STATIC_TABLE, static_entry};
 
