@@ -1,6 +1,8 @@
 //! Build script: compiles probe/bpf/chainwatch.bpf.c with clang when clang is
 //! present, otherwise embeds the committed probe/bpf/chainwatch.bpf.o. Either
 //! way the object lands in OUT_DIR/chainwatch.bpf.o for `include_bytes_aligned!`.
+//! The same for probe/bpf/empty.bpf.c -> OUT_DIR/empty.bpf.o, the do-nothing programs of the
+//! overhead benchmark (benches/overhead.rs).
 //!
 //! Environment:
 //! - `CHAINWATCH_CLANG`: the clang to use (default: `clang-19`, then `clang`);
@@ -55,6 +57,47 @@ fn main() {
                 );
             }
             println!("cargo:rustc-env=CHAINWATCH_BPF_ORIGIN=committed");
+        }
+    }
+    build_empty_object(&bpf_dir, &out_dir, use_committed);
+}
+
+/// The benchmark's empty programs: compiled like the main object, or the committed
+/// bpf/empty.bpf.o (hash of empty.bpf.c in bpf/empty.bpf.o.sha256).
+fn build_empty_object(bpf_dir: &Path, out_dir: &Path, use_committed: bool) {
+    for f in ["empty.bpf.c", "empty.bpf.o", "empty.bpf.o.sha256"] {
+        println!("cargo:rerun-if-changed=bpf/{f}");
+    }
+    let out_obj = out_dir.join("empty.bpf.o");
+    let clang = if use_committed { None } else { find_clang() };
+    match clang {
+        Some(clang) => {
+            let status = Command::new(&clang)
+                .args(["-target", "bpf", "-g", "-O2", "-D__TARGET_ARCH_x86"])
+                .arg("-I/usr/include/x86_64-linux-gnu")
+                .arg(format!("-I{}", bpf_dir.display()))
+                .args(["-Wall", "-c"])
+                .arg(bpf_dir.join("empty.bpf.c"))
+                .arg("-o")
+                .arg(&out_obj)
+                .status();
+            match status {
+                Ok(s) if s.success() => {}
+                Ok(s) => panic!("{clang} failed to compile bpf/empty.bpf.c ({s}); is libbpf-dev installed?"),
+                Err(e) => panic!("could not run {clang}: {e}"),
+            }
+        }
+        None => {
+            let committed = bpf_dir.join("empty.bpf.o");
+            std::fs::copy(&committed, &out_obj)
+                .unwrap_or_else(|e| panic!("no clang and no committed object {}: {e}", committed.display()));
+            let recorded = std::fs::read_to_string(bpf_dir.join("empty.bpf.o.sha256")).unwrap_or_default();
+            let mut h = Sha256::new();
+            h.update(std::fs::read(bpf_dir.join("empty.bpf.c")).unwrap_or_default());
+            let current: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            if recorded.trim() != current {
+                println!("cargo:warning=probe/bpf/empty.bpf.o is older than empty.bpf.c; run probe/bpf/build.sh on a machine with clang-19");
+            }
         }
     }
 }
