@@ -2,11 +2,13 @@
 //! (publish it to the bus): the probe's events through `RecordMapper` to records.
 
 use std::io::{BufWriter, Write};
+use std::collections::VecDeque;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chainwatch_bus::{OutRecord, Pending};
+use chainwatch_bus::{OutRecord, Pending, Producer};
 use chainwatch_config::ChainwatchConfig;
 use chainwatch_probe::ebpf::{Probe, ProbeConfig};
 use chainwatch_probe::records::{RecordMapper, bus_key};
@@ -87,17 +89,10 @@ pub fn publish(cfg: &ChainwatchConfig) -> anyhow::Result<ExitCode> {
     let node = config.node.clone();
     let cfg = cfg.clone();
     runtime()?.block_on(async move {
-        let bus = chainwatch_bus::from_config(&cfg).await.context("connecting to the bus")?;
-        if cfg.kafka.create_topics || cfg.bus.kind == chainwatch_config::BusKind::Memory {
-            chainwatch_bus::create_all_topics(bus.as_ref(), &cfg).await.context("creating topics")?;
-        }
-        let producer = bus.producer()?;
+        let mut out = BoundedPublisher::connect(&cfg).await?;
         let mut probe = Probe::start(config).context("starting the probe (needs root, or CAP_BPF + CAP_PERFMON)")?;
         let mut events = probe.events().context("the probe's event stream was already taken")?;
         let mut mapper = RecordMapper::new(node);
-        let mut pending: std::collections::VecDeque<Pending> = std::collections::VecDeque::new();
-        let max_pending = cfg.probe.max_pending_events.max(1);
-        let mut waits = 0u64;
         let stop = tokio::signal::ctrl_c();
         tokio::pin!(stop);
         loop {
@@ -107,23 +102,12 @@ pub fn publish(cfg: &ChainwatchConfig) -> anyhow::Result<ExitCode> {
             };
             let record = mapper.map(&event);
             let topic = match record {
-                JsonRecord::ProcessEvent(_) => &cfg.topics.proc_events,
-                _ => &cfg.topics.raw_segments,
+                JsonRecord::ProcessEvent(_) => cfg.topics.proc_events.as_str(),
+                _ => cfg.topics.raw_segments.as_str(),
             };
-            let value = encode(&record)?;
-            let key = bus_key(&record);
-            pending.push_back(producer.send(OutRecord::new(topic.as_str(), key, value)).await?);
-            while pending.len() > max_pending {
-                waits += 1;
-                if let Some(p) = pending.pop_front() {
-                    p.await.context("publishing to the bus")?;
-                }
-            }
+            out.publish(topic, &record).await?;
         }
-        for p in pending {
-            p.await.context("publishing to the bus")?;
-        }
-        producer.flush(Duration::from_secs(10)).await?;
+        let waits = out.finish().await?;
         eprintln!(
             "chainwatch probe: {} records, {waits} back-pressure waits, loss {:?}",
             mapper.stats().records,
@@ -144,14 +128,8 @@ pub fn publish_pcap(cfg: &ChainwatchConfig, file: &std::path::Path) -> anyhow::R
         .with_context(|| format!("reading {name}"))?;
     let cfg = cfg.clone();
     runtime()?.block_on(async move {
-        let bus = chainwatch_bus::from_config(&cfg).await.context("connecting to the bus")?;
-        if cfg.kafka.create_topics || cfg.bus.kind == chainwatch_config::BusKind::Memory {
-            chainwatch_bus::create_all_topics(bus.as_ref(), &cfg).await.context("creating topics")?;
-        }
-        let producer = bus.producer()?;
+        let mut out = BoundedPublisher::connect(&cfg).await?;
         let mut mapper = PcapRecordMapper::new(&cfg.node.resolved_id());
-        let mut pending: std::collections::VecDeque<Pending> = std::collections::VecDeque::new();
-        let max_pending = cfg.probe.max_pending_events.max(1);
         let mut published = 0u64;
         for event in reader.by_ref() {
             let event = event.with_context(|| format!("reading {name}"))?;
@@ -160,23 +138,60 @@ pub fn publish_pcap(cfg: &ChainwatchConfig, file: &std::path::Path) -> anyhow::R
                     PcapRecord::Segment(s) => JsonRecord::RawSegment(s),
                     PcapRecord::Connection(c) => JsonRecord::ConnectionEvent(c),
                 };
-                let out = OutRecord::new(cfg.topics.raw_segments.as_str(), bus_key(&record), encode(&record)?);
-                pending.push_back(producer.send(out).await?);
+                out.publish(&cfg.topics.raw_segments, &record).await?;
                 published += 1;
-                while pending.len() > max_pending {
-                    if let Some(p) = pending.pop_front() {
-                        p.await.context("publishing to the bus")?;
-                    }
-                }
             }
         }
-        for p in pending {
-            p.await.context("publishing to the bus")?;
-        }
-        producer.flush(Duration::from_secs(10)).await?;
+        out.finish().await?;
         eprintln!("chainwatch probe --pcap: {published} records from {name}; {:?}", reader.stats());
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
     })
+}
+
+/// Publishes records keyed as `bus_key` says, with at most `probe.max_pending_events` of them
+/// waiting for the bus's acknowledgement: beyond that it waits (counted), so memory is bounded.
+struct BoundedPublisher {
+    producer: Arc<dyn Producer>,
+    pending: VecDeque<Pending>,
+    max_pending: usize,
+    waits: u64,
+}
+
+impl BoundedPublisher {
+    /// The configured bus, its topics created when the configuration says so.
+    async fn connect(cfg: &ChainwatchConfig) -> anyhow::Result<BoundedPublisher> {
+        let bus = chainwatch_bus::from_config(cfg).await.context("connecting to the bus")?;
+        if cfg.kafka.create_topics || cfg.bus.kind == chainwatch_config::BusKind::Memory {
+            chainwatch_bus::create_all_topics(bus.as_ref(), cfg).await.context("creating topics")?;
+        }
+        Ok(BoundedPublisher {
+            producer: bus.producer()?,
+            pending: VecDeque::new(),
+            max_pending: cfg.probe.max_pending_events.max(1),
+            waits: 0,
+        })
+    }
+
+    async fn publish(&mut self, topic: &str, record: &JsonRecord) -> anyhow::Result<()> {
+        let out = OutRecord::new(topic, bus_key(record), encode(record)?);
+        self.pending.push_back(self.producer.send(out).await?);
+        while self.pending.len() > self.max_pending {
+            self.waits += 1;
+            if let Some(p) = self.pending.pop_front() {
+                p.await.context("publishing to the bus")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait for every acknowledgement; returns how often publishing had to wait.
+    async fn finish(mut self) -> anyhow::Result<u64> {
+        for p in self.pending.drain(..) {
+            p.await.context("publishing to the bus")?;
+        }
+        self.producer.flush(Duration::from_secs(10)).await?;
+        Ok(self.waits)
+    }
 }
 
 fn encode(record: &JsonRecord) -> anyhow::Result<Vec<u8>> {
