@@ -18,86 +18,53 @@ fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
     let bpf_dir = manifest.join("bpf");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default());
-    let out_obj = out_dir.join("chainwatch.bpf.o");
-    for f in SOURCES.iter().chain(["chainwatch.bpf.o", "chainwatch.bpf.o.sha256"].iter()) {
-        println!("cargo:rerun-if-changed=bpf/{f}");
-    }
     println!("cargo:rerun-if-env-changed=CHAINWATCH_CLANG");
     println!("cargo:rerun-if-env-changed=CHAINWATCH_BPF_USE_COMMITTED");
 
     let use_committed = std::env::var("CHAINWATCH_BPF_USE_COMMITTED").is_ok_and(|v| v == "1");
     let clang = if use_committed { None } else { find_clang() };
-    match clang {
-        Some(clang) => {
-            let status = Command::new(&clang)
-                .args(["-target", "bpf", "-g", "-O2", "-D__TARGET_ARCH_x86"])
-                .arg("-I/usr/include/x86_64-linux-gnu")
-                .arg(format!("-I{}", bpf_dir.display()))
-                .args(["-Wall", "-c"])
-                .arg(bpf_dir.join("chainwatch.bpf.c"))
-                .arg("-o")
-                .arg(&out_obj)
-                .status();
-            match status {
-                Ok(s) if s.success() => {
-                    println!("cargo:rustc-env=CHAINWATCH_BPF_ORIGIN=clang:{clang}");
-                }
-                Ok(s) => panic!("{clang} failed to compile bpf/chainwatch.bpf.c ({s}); is libbpf-dev installed?"),
-                Err(e) => panic!("could not run {clang}: {e}"),
-            }
-        }
-        None => {
-            let committed = bpf_dir.join("chainwatch.bpf.o");
-            std::fs::copy(&committed, &out_obj)
-                .unwrap_or_else(|e| panic!("no clang and no committed object {}: {e}", committed.display()));
-            let recorded = std::fs::read_to_string(bpf_dir.join("chainwatch.bpf.o.sha256")).unwrap_or_default();
-            if recorded.trim() != source_hash(&bpf_dir) {
-                println!(
-                    "cargo:warning=probe/bpf/chainwatch.bpf.o is older than its sources; run probe/bpf/build.sh on a machine with clang-19"
-                );
-            }
-            println!("cargo:rustc-env=CHAINWATCH_BPF_ORIGIN=committed");
-        }
-    }
-    build_empty_object(&bpf_dir, &out_dir, use_committed);
+    let origin = build_object(&bpf_dir, &out_dir, "chainwatch", &SOURCES, clang.as_deref());
+    println!("cargo:rustc-env=CHAINWATCH_BPF_ORIGIN={origin}");
+    build_object(&bpf_dir, &out_dir, "empty", &["empty.bpf.c"], clang.as_deref());
 }
 
-/// The benchmark's empty programs: compiled like the main object, or the committed
-/// bpf/empty.bpf.o (hash of empty.bpf.c in bpf/empty.bpf.o.sha256).
-fn build_empty_object(bpf_dir: &Path, out_dir: &Path, use_committed: bool) {
-    for f in ["empty.bpf.c", "empty.bpf.o", "empty.bpf.o.sha256"] {
+/// bpf/NAME.bpf.c -> OUT_DIR/NAME.bpf.o: compiled by `clang` when there is one, else the
+/// committed bpf/NAME.bpf.o, with a warning when its recorded hash (bpf/NAME.bpf.o.sha256, over
+/// `sources` in order, as build.sh writes it) no longer matches. Returns where it came from.
+fn build_object(bpf_dir: &Path, out_dir: &Path, name: &str, sources: &[&str], clang: Option<&str>) -> String {
+    let (src, obj, sha) = (format!("{name}.bpf.c"), format!("{name}.bpf.o"), format!("{name}.bpf.o.sha256"));
+    for f in sources.iter().chain([&obj.as_str(), &sha.as_str()]) {
         println!("cargo:rerun-if-changed=bpf/{f}");
     }
-    let out_obj = out_dir.join("empty.bpf.o");
-    let clang = if use_committed { None } else { find_clang() };
+    let out_obj = out_dir.join(&obj);
     match clang {
         Some(clang) => {
-            let status = Command::new(&clang)
+            let status = Command::new(clang)
                 .args(["-target", "bpf", "-g", "-O2", "-D__TARGET_ARCH_x86"])
                 .arg("-I/usr/include/x86_64-linux-gnu")
                 .arg(format!("-I{}", bpf_dir.display()))
                 .args(["-Wall", "-c"])
-                .arg(bpf_dir.join("empty.bpf.c"))
+                .arg(bpf_dir.join(&src))
                 .arg("-o")
                 .arg(&out_obj)
                 .status();
             match status {
-                Ok(s) if s.success() => {}
-                Ok(s) => panic!("{clang} failed to compile bpf/empty.bpf.c ({s}); is libbpf-dev installed?"),
+                Ok(s) if s.success() => format!("clang:{clang}"),
+                Ok(s) => panic!("{clang} failed to compile bpf/{src} ({s}); is libbpf-dev installed?"),
                 Err(e) => panic!("could not run {clang}: {e}"),
             }
         }
         None => {
-            let committed = bpf_dir.join("empty.bpf.o");
+            let committed = bpf_dir.join(&obj);
             std::fs::copy(&committed, &out_obj)
                 .unwrap_or_else(|e| panic!("no clang and no committed object {}: {e}", committed.display()));
-            let recorded = std::fs::read_to_string(bpf_dir.join("empty.bpf.o.sha256")).unwrap_or_default();
-            let mut h = Sha256::new();
-            h.update(std::fs::read(bpf_dir.join("empty.bpf.c")).unwrap_or_default());
-            let current: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-            if recorded.trim() != current {
-                println!("cargo:warning=probe/bpf/empty.bpf.o is older than empty.bpf.c; run probe/bpf/build.sh on a machine with clang-19");
+            let recorded = std::fs::read_to_string(bpf_dir.join(&sha)).unwrap_or_default();
+            if recorded.trim() != source_hash(bpf_dir, sources) {
+                println!(
+                    "cargo:warning=probe/bpf/{obj} is older than its sources; run probe/bpf/build.sh on a machine with clang-19"
+                );
             }
+            "committed".into()
         }
     }
 }
@@ -117,9 +84,9 @@ fn find_clang() -> Option<String> {
 }
 
 /// sha256 of the sources in a fixed order, as `probe/bpf/build.sh` records it.
-fn source_hash(bpf_dir: &Path) -> String {
+fn source_hash(bpf_dir: &Path, sources: &[&str]) -> String {
     let mut h = Sha256::new();
-    for f in SOURCES {
+    for f in sources {
         h.update(std::fs::read(bpf_dir.join(f)).unwrap_or_default());
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
