@@ -1,38 +1,24 @@
 //! `chainwatch capture -- CMD` as a user runs it (root: it loads the real eBPF programs):
 //! JSON lines of the command's process, connection and bytes, readable by `JsonRecord`.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use chainwatch_schemas::{ConnRole, ConnectionEventKind, Direction, JsonRecord, ProcessEventKind, SegmentKind};
 
 #[test]
 fn capture_prints_the_commands_process_connection_and_bytes() {
-    let port = chainwatch_testkit::free_port();
     let dir = std::env::temp_dir().join(format!("cw-capture-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("hello.txt"), "hello from the server\n").unwrap();
-    let mut server = Command::new("python3")
-        .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 http.server");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let server = chainwatch_testkit::HttpServer::start(&dir);
+    let port = server.port;
     let url = format!("http://127.0.0.1:{port}/hello.txt");
     let out = Command::new(env!("CARGO_BIN_EXE_chainwatch"))
         .args(["capture", "--", "curl", "-s", "-o", "/dev/null", &url])
         .current_dir(&dir)
         .output()
         .unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "capture failed: {stderr}");
     let records: Vec<JsonRecord> = String::from_utf8_lossy(&out.stdout)

@@ -20,14 +20,8 @@ fn probe_publishes_watched_processes_to_the_broker() {
     let agent = dir.join("cwpubagent");
     std::fs::copy("/usr/bin/curl", &agent).expect("copy curl");
     std::fs::write(dir.join("doc.txt"), "the document\n").unwrap();
-    let port = chainwatch_testkit::free_port();
-    let mut server = Command::new("python3")
-        .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 http.server");
+    let server = chainwatch_testkit::HttpServer::start(&dir);
+    let port = server.port;
 
     let probe = Command::new(env!("CARGO_BIN_EXE_chainwatch"))
         .arg("probe")
@@ -60,8 +54,7 @@ fn probe_publishes_watched_processes_to_the_broker() {
     let out = probe.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "chainwatch probe failed: {stderr}");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 
     let (segments, conns, procs) = rt.block_on(async {
         let mut c = bus.consumer("probe-test", &[topics::RAW_SEGMENTS, topics::PROC_EVENTS]).await.unwrap();

@@ -6,9 +6,11 @@
 //! - `MockKafka`: librdkafka's own mock cluster (a correct group coordinator), served on
 //!   loopback ports that other processes can connect to.
 
+mod http_server;
 mod mock;
 mod tansu;
 
+pub use http_server::HttpServer;
 pub use mock::MockKafka;
 pub use tansu::{TansuBroker, tansu_binary};
 
