@@ -1,4 +1,4 @@
-//! What each subcommand does. Stages that later issues build report that they are not built.
+//! What each subcommand does: configuration and topics here, each stage in its own module.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,9 +7,6 @@ use anyhow::Context;
 use chainwatch_config::ChainwatchConfig;
 
 use crate::{Cli, Command};
-
-/// Exit status of a subcommand whose stage is not built yet.
-pub const NOT_BUILT: u8 = 2;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config_path = config_path(cli.config.as_deref())?;
@@ -33,11 +30,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Probe { pcap: Some(file) } => crate::probe_cmd::publish_pcap(&cfg, &file),
         Command::Capture { pid, cmd } => crate::probe_cmd::capture(&cfg, pid, &cmd),
         Command::Parse { pcap, input } => crate::parse_cmd::run(&cfg, pcap.as_deref(), input.as_deref()),
-        Command::Chain { .. } => not_built("chain", "the chain builder", 6),
-        Command::Policy { .. } => not_built("policy", "the policy engine", 7),
-        Command::Sql { .. } => not_built("sql", "the chain tables and SQL", 7),
-        Command::Run { .. } => not_built("run", "the embedded pipeline", 8),
-        Command::Demo => not_built("demo", "the recorded seed scenario and its report", 8),
+        Command::Chain { events } => crate::chain_cmd::run(&cfg, events.as_deref()),
+        Command::Policy { chains } => crate::policy_cmd::run(&cfg, chains.as_deref()),
+        Command::Sql { serve: true, listen, .. } => crate::sql_cmd::serve_http(&cfg, listen.as_deref()),
+        Command::Sql { query, format, .. } => crate::sql_cmd::query(&cfg, query.as_deref().unwrap_or_default(), &format),
+        Command::Run { format, cmd } => crate::run_cmd::run(&cfg, &format, &cmd),
+        Command::Demo { benign, format, report } => crate::run_cmd::demo(&cfg, benign, &format, &report),
     }
 }
 
@@ -48,11 +46,6 @@ fn config_path(given: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
     }
     let local = PathBuf::from("chainwatch.toml");
     Ok(local.is_file().then_some(local))
-}
-
-fn not_built(command: &str, what: &str, issue: u32) -> anyhow::Result<ExitCode> {
-    eprintln!("chainwatch {command}: {what} is not built yet (tracked in issue #{issue}).");
-    Ok(ExitCode::from(NOT_BUILT))
 }
 
 fn create_topics(cfg: &ChainwatchConfig) -> anyhow::Result<()> {

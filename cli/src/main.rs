@@ -1,10 +1,17 @@
 //! `chainwatch`: one binary, a subcommand per stage, plus the embedded pipeline (`run`),
 //! `capture`, `demo` and `sql`. Errors leave through `anyhow` with the context that names
-//! what was wrong; a stage that is not built yet says so and exits with status 2.
+//! what was wrong.
 
+mod chain_cmd;
 mod commands;
 mod parse_cmd;
+mod pipeline;
+mod policy_cmd;
 mod probe_cmd;
+mod report;
+mod run_cmd;
+mod sql_cmd;
+mod worker_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +66,7 @@ pub enum Command {
     },
     /// All stages in one process on the embedded bus; with a command, watch just that command.
     Run {
+        /// timeline (readable) or json (chains, then violations, as JSON lines).
         #[arg(long, default_value = "timeline")]
         format: String,
         #[arg(last = true, value_name = "CMD")]
@@ -72,12 +80,31 @@ pub enum Command {
         cmd: Vec<String>,
     },
     /// Replay the recorded seed scenario through the embedded pipeline and report.
-    Demo,
+    Demo {
+        /// Replay the benign twin (the same work without the upload) instead.
+        #[arg(long)]
+        benign: bool,
+        /// timeline (readable) or json (chains, then violations, as JSON lines).
+        #[arg(long, default_value = "timeline")]
+        format: String,
+        /// Where the HTML report (the chain drawn as a graph) is written.
+        #[arg(long, value_name = "FILE", default_value = "chainwatch-demo.html")]
+        report: PathBuf,
+    },
     /// Ad hoc SQL over the chain tables in the data directory.
     Sql {
-        query: String,
+        /// The query (SQL); not needed with --serve.
+        #[arg(required_unless_present = "serve")]
+        query: Option<String>,
+        /// table, json (JSON lines) or csv.
         #[arg(long, default_value = "table")]
         format: String,
+        /// Serve POST /sql over HTTP (sql.http_listen, bearer token sql.bearer_token) instead.
+        #[arg(long, conflicts_with = "query")]
+        serve: bool,
+        /// Listen address for --serve (overrides sql.http_listen), e.g. 127.0.0.1:8181.
+        #[arg(long, value_name = "HOST:PORT", requires = "serve")]
+        listen: Option<String>,
     },
     /// Check the configuration and print it as loaded (defaults, file, environment).
     Config,

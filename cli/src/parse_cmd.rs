@@ -10,20 +10,24 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use chainwatch_bus::Bus;
 use chainwatch_config::ChainwatchConfig;
 use chainwatch_parser_workers::connection::{ConnectionTable, ParsedExchange};
-use chainwatch_parser_workers::events::{ExchangeHook, NoHook, to_event_with};
+use chainwatch_parser_workers::events::{ExchangeHook, to_event_with};
+use chainwatch_parser_workers::semantics::SemanticsHook;
 use chainwatch_parser_workers::worker::{ParserWorker, WorkerConfig};
 use chainwatch_probe::pcap::records::{PCAP_NODE, PcapRecord, PcapRecordMapper};
 use chainwatch_probe::pcap::{PcapConfig, PcapReader};
 use chainwatch_schemas::JsonRecord;
+
+use crate::worker_cmd::run_until_ctrl_c;
 
 
 pub fn run(cfg: &ChainwatchConfig, pcap: Option<&Path>, input: Option<&Path>) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut table = ConnectionTable::new(&cfg.parser);
-    let mut hook = NoHook;
+    let mut hook = SemanticsHook::new(&cfg.parser);
     match (pcap, input) {
         (Some(path), _) => parse_pcap(path, &mut table, &mut hook, &mut out)?,
         (None, Some(path)) => parse_lines(path, &mut table, &mut hook, &mut out)?,
@@ -53,26 +57,18 @@ fn run_worker(cfg: &ChainwatchConfig) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(async {
-        let bus = chainwatch_bus::from_config(cfg).await.context("connecting to the bus")?;
-        if cfg.bus.kind == chainwatch_config::BusKind::Memory {
-            eprintln!("chainwatch parse: the bus is in-memory (bus.kind = memory): only records published in this process arrive; use `chainwatch run`, or bus.kind = kafka");
-        }
-        let mut worker = ParserWorker::join(bus.as_ref(), &cfg.parser, WorkerConfig::from_config(cfg))
+    let join = async |bus: &dyn Bus| {
+        Ok(ParserWorker::join(bus, &cfg.parser, WorkerConfig::from_config(cfg))
             .await
-            .context("joining the parser consumer group")?;
-        let stop = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        worker.run_until(stop).await.context("parser worker")?;
-        let s = worker.stats();
-        worker.close().await.context("leaving the consumer group")?;
-        eprintln!(
-            "chainwatch parse: {} records, {} events, {} dead letters, {} commits",
+            .context("joining the parser consumer group")?
+            .with_hook(Box::new(SemanticsHook::new(&cfg.parser))))
+    };
+    rt.block_on(run_until_ctrl_c(cfg, "parse", join, |s| {
+        format!(
+            "{} records, {} events, {} dead letters, {} commits",
             s.records, s.events_published, s.dead_letters, s.commits
-        );
-        Ok(ExitCode::SUCCESS)
-    })
+        )
+    }))
 }
 
 fn write_events(exchanges: &[ParsedExchange], hook: &mut dyn ExchangeHook, out: &mut impl Write) -> anyhow::Result<()> {
@@ -137,6 +133,7 @@ fn parse_lines(path: &Path, table: &mut ConnectionTable, hook: &mut dyn Exchange
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chainwatch_parser_workers::events::NoHook;
     use chainwatch_probe::pcap::read_pcap_file;
     use chainwatch_schemas::{SemanticEvent, samples};
 

@@ -16,7 +16,7 @@ use chainwatch_probe::selectors::Selector;
 use chainwatch_schemas::{AvroRecord, JsonRecord};
 
 /// The probe's settings from the configuration.
-fn probe_config(cfg: &ChainwatchConfig) -> anyhow::Result<ProbeConfig> {
+pub(crate) fn probe_config(cfg: &ChainwatchConfig) -> anyhow::Result<ProbeConfig> {
     let p = &cfg.probe;
     let mut selectors = Vec::new();
     if p.watch_all {
@@ -37,7 +37,7 @@ fn probe_config(cfg: &ChainwatchConfig) -> anyhow::Result<ProbeConfig> {
     })
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")
 }
 

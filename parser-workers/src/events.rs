@@ -130,6 +130,19 @@ pub fn to_event(ex: &ParsedExchange) -> SemanticEvent {
         }
     }
     ev.event_id = event_id(&meta.conn_id, &ev.protocol, ex.request_offset, ex.rank_at_offset, stream);
+    if let (Some(t), true) = (&meta.tuple, ev.host.is_none() && ev.protocol == "postgres") {
+        // A database has no Host header: its address names the destination (the server
+        // when the watched process is the client).
+        if meta.role != chainwatch_schemas::ConnRole::Server {
+            ev.host = Some(if t.remote_addr.contains(':') {
+                format!("[{}]:{}", t.remote_addr, t.remote_port)
+            } else {
+                format!("{}:{}", t.remote_addr, t.remote_port)
+            });
+            ev.attributes.insert("server.address".into(), t.remote_addr.clone());
+            ev.attributes.insert("server.port".into(), t.remote_port.to_string());
+        }
+    }
     if let Some(t) = &meta.tuple {
         ev.attributes.insert("network.peer.address".into(), t.remote_addr.clone());
         ev.attributes.insert("network.peer.port".into(), t.remote_port.to_string());

@@ -5,8 +5,10 @@
 
 pub mod body;
 pub mod connection;
+pub mod detect;
 pub mod events;
 pub mod protocols;
+pub mod semantics;
 pub mod worker;
 #[cfg(test)]
 pub(crate) mod test_corpus;

@@ -299,16 +299,16 @@ fn row_sampling_is_bounded() {
     c.feed(C, &query("SELECT * FROM big"), 10);
     let long = vec![b'x'; 1000];
     let mut resp = row_description(&[("v", 0)]);
-    for _ in 0..100 {
+    for _ in 0..300 {
         resp.extend(data_row(&[Some(&long)]));
     }
-    resp.extend(complete("SELECT 100"));
+    resp.extend(complete("SELECT 300"));
     resp.extend(ready());
     let out = c.feed(S, &resp, 11);
     let e = &out[0];
-    assert_eq!(e.data_rows, 100);
-    assert_eq!(e.samples[0].rows_seen, 100);
-    assert_eq!(e.samples[0].rows.len(), 20);
+    assert_eq!(e.data_rows, 300);
+    assert_eq!(e.samples[0].rows_seen, 300);
+    assert_eq!(e.samples[0].rows.len(), PgConfig::default().max_sample_rows);
     let v = &e.samples[0].rows[0][0];
     assert!(v.truncated);
     assert_eq!(v.full_len, 1000);

@@ -154,7 +154,8 @@ fn sampled_rows_are_bounded_and_binary_is_flagged() {
         .find(|e| e.sql.as_deref() == Some("SELECT * FROM customers ORDER BY id"))
         .expect("select *");
     assert_eq!(all.data_rows, 100);
-    assert_eq!(all.samples[0].rows.len(), 20);
+    assert_eq!(all.samples[0].rows.len(), PgConfig::default().max_sample_rows);
+    assert!(PgConfig::default().max_sample_rows < 100);
     assert_eq!(
         all.samples[0].rows[0][2].value,
         PgValue::Text("user1@example.com".into())

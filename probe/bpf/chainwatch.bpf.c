@@ -651,7 +651,7 @@ static __always_inline struct cw_proc_event *proc_event(__u32 kind, struct task_
 	ev->exit_code = 0;
 	ev->argv_len = 0;
 	ev->argv_truncated = 0;
-	ev->reserved = 0;
+	ev->watched = 0;
 	BPF_CORE_READ_INTO(&ev->comm, p, comm);
 	ev->filename[0] = 0;
 	ev->argv[0] = 0;
@@ -699,6 +699,7 @@ int raw_fork(void *ctx)
 	if (!ev)
 		return 0;
 	ev->cgroup_id = bpf_get_current_cgroup_id();
+	ev->watched = w;
 	send_proc_event(ev);
 	return 0;
 }
@@ -730,6 +731,8 @@ int raw_exec(void *ctx)
 	if (!ev)
 		return 0;
 	ev->cgroup_id = cgroup_id;
+	/* the process may exit (and leave `watched`) before userspace reads this: say it here */
+	ev->watched = w;
 	const char *filename = BPF_CORE_READ(bprm, filename);
 	if (bpf_probe_read_kernel_str(ev->filename, sizeof(ev->filename), filename) < 0)
 		count_loss(CW_LOSS_READ_FAULT, 1);
@@ -787,6 +790,7 @@ int raw_exit(void *ctx)
 	if (!ev)
 		return 0;
 	ev->cgroup_id = bpf_get_current_cgroup_id();
+	ev->watched = w;
 	unsigned int sflags = BPF_CORE_READ(p, signal, flags);
 	if (sflags & CW_SIGNAL_GROUP_EXIT)
 		ev->exit_code = BPF_CORE_READ(p, signal, group_exit_code);

@@ -67,7 +67,7 @@ struct cw_proc_event {
 	__s32 exit_code;       /* EXIT: wait(2)-style status */
 	__u32 argv_len;        /* bytes of argv captured (NUL-separated) */
 	__u32 argv_truncated;  /* 1 when argv was longer than CW_ARGV_LEN */
-	__u32 reserved;
+	__u32 watched;         /* 1 when the subject was in the watched set when the event was made */
 	char comm[CW_COMM_LEN];
 	char filename[CW_FILENAME_LEN];
 	char argv[CW_ARGV_LEN];

@@ -258,6 +258,14 @@ pub fn decode(b: &[u8], node: &Arc<str>) -> Result<ProbeEvent, DecodeError> {
     }
 }
 
+/// Does a process record (EXEC, FORK, EXIT) say the kernel had its subject in the watched set
+/// when it made the record (`cw_proc_event.watched`)? False for any other record. The reader
+/// trusts this over a later look at the `watched` map, which the exit program has already
+/// cleaned when a short-lived process is gone before its record is read.
+pub fn proc_record_watched(b: &[u8]) -> bool {
+    matches!(u32_at(b, 0), EV_EXEC | EV_FORK | EV_EXIT) && b.len() >= PROC_EVENT_LEN && u32_at(b, 68) != 0
+}
+
 fn decode_proc(b: &[u8], kind: u32, node: &Arc<str>) -> Result<ProcessEvent, DecodeError> {
     need(b, kind, PROC_EVENT_LEN)?;
     let argv_len = (u32_at(b, 60) as usize).min(1024);

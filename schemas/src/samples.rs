@@ -225,6 +225,9 @@ pub fn chain() -> Chain {
             pii_types: vec!["email".into()],
             injection_rules: vec![],
             secret_types: vec![],
+            statement: None,
+            top_k: None,
+            archive_format: None,
         }],
         tool_calls: vec![ToolExecution {
             tool_call_id: "call_1".into(),

@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 use super::kernel::ConnKey;
 use super::Shared;
 use crate::events::{
-    decode, ConnectionEvent, ConnectionEventKind, ConnectionId, Direction, GapReason, GapSegment, ProbeEvent,
-    ProcessEventKind, Role,
+    decode, proc_record_watched, ConnectionEvent, ConnectionEventKind, ConnectionId, Direction, GapReason, GapSegment,
+    ProbeEvent, ProcessEventKind, Role,
 };
 use crate::procfs;
 use crate::selectors::Selector;
@@ -68,13 +68,13 @@ impl Reader {
             // SAFETY: one valid pollfd.
             unsafe { libc::poll(&mut pfd, 1, 100) };
             loop {
-                let decoded = match ring.next() {
-                    Some(item) => decode(&item, &self.shared.node),
+                let (decoded, kernel_watched) = match ring.next() {
+                    Some(item) => (decode(&item, &self.shared.node), proc_record_watched(&item)),
                     None => break,
                 };
                 match decoded {
                     Ok(ev) => {
-                        for out in self.handle(ev) {
+                        for out in self.handle(ev, kernel_watched) {
                             self.forward(out);
                         }
                     }
@@ -95,8 +95,9 @@ impl Reader {
         }
     }
 
-    fn handle(&mut self, ev: ProbeEvent) -> Vec<ProbeEvent> {
-        let out = self.handle_one(ev);
+    /// `kernel_watched`: a process record the kernel made for a watched process.
+    fn handle(&mut self, ev: ProbeEvent, kernel_watched: bool) -> Vec<ProbeEvent> {
+        let out = self.handle_one(ev, kernel_watched);
         for ev in &out {
             if let ProbeEvent::Connection(c) = ev
                 && c.kind == ConnectionEventKind::Close
@@ -107,7 +108,7 @@ impl Reader {
         out
     }
 
-    fn handle_one(&mut self, ev: ProbeEvent) -> Vec<ProbeEvent> {
+    fn handle_one(&mut self, ev: ProbeEvent, kernel_watched: bool) -> Vec<ProbeEvent> {
         match ev {
             ProbeEvent::Process(mut p) => {
                 let Ok(mut k) = self.shared.lock() else { return vec![] };
@@ -116,7 +117,9 @@ impl Reader {
                         let (container_id, pod_uid) = procfs::container_of_pid(p.tgid);
                         p.container_id = container_id;
                         p.pod_uid = pod_uid;
-                        let mut watched = k.is_watched(p.tgid);
+                        // the record says what the kernel decided; the map alone would miss a
+                        // process that has exited (and left the map) since
+                        let mut watched = kernel_watched || k.is_watched(p.tgid);
                         if !watched
                             && self.userspace_matching
                             && p.kind == ProcessEventKind::Exec

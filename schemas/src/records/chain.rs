@@ -87,6 +87,15 @@ pub struct ChainStep {
     pub pii_types: Vec<String>,
     pub injection_rules: Vec<String>,
     pub secret_types: Vec<String>,
+    /// SQL steps: the statement text (as the builder keeps it), for policies on the query shape.
+    #[serde(default)]
+    pub statement: Option<String>,
+    /// Vector queries: the requested top_k.
+    #[serde(default)]
+    pub top_k: Option<i64>,
+    /// Uploads: the archive or encoding of the body (gzip, zip, tar, base64), if any.
+    #[serde(default)]
+    pub archive_format: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -68,5 +68,8 @@ pub struct Http1Exchange {
     pub start_ns: u64,
     /// Timestamp (ns) of the last frame of the exchange.
     pub end_ns: u64,
+    /// Timestamp (ns) of the first response body bytes (the first SSE event of a stream), or of
+    /// the response head when the body is empty; `None` without a response.
+    pub response_first_ns: Option<u64>,
     pub flags: ExchangeFlags,
 }

@@ -46,6 +46,9 @@ struct PendingExchange {
     interim: Vec<u16>,
     start_ns: u64,
     end_ns: u64,
+    /// When the response head, and the first response body bytes, were seen.
+    response_head_ns: Option<u64>,
+    response_body_ns: Option<u64>,
 }
 
 impl PendingExchange {
@@ -56,6 +59,8 @@ impl PendingExchange {
             interim: Vec::new(),
             start_ns: ts_ns,
             end_ns: ts_ns,
+            response_head_ns: None,
+            response_body_ns: None,
         }
     }
 
@@ -186,11 +191,13 @@ impl Http1Stitcher {
                 match slot {
                     Some(p) => {
                         p.end_ns = p.end_ns.max(ts_ns);
+                        p.response_head_ns = Some(ts_ns);
                         p.response = Some((head, BodyBuilder::default()));
                     }
                     None => {
                         self.stats.orphan_responses += 1;
                         let mut p = PendingExchange::new(ts_ns);
+                        p.response_head_ns = Some(ts_ns);
                         p.response = Some((head, BodyBuilder::default()));
                         self.push_pending(p, out);
                     }
@@ -211,6 +218,11 @@ impl Http1Stitcher {
                 match target {
                     Some(p) => {
                         p.end_ns = p.end_ns.max(ts_ns);
+                        if p.response_body_ns.is_none()
+                            && matches!(&other, Http1Frame::Body { data, .. } if !data.is_empty())
+                        {
+                            p.response_body_ns = Some(ts_ns);
+                        }
                         if let Some((_, body)) = p.response.as_mut()
                             && apply_body_frame(body, other, cap)
                         {
@@ -229,6 +241,7 @@ impl Http1Stitcher {
         let mut ex = Http1Exchange {
             start_ns: p.start_ns,
             end_ns: p.end_ns,
+            response_first_ns: p.response_body_ns.or(p.response_head_ns),
             interim_statuses: p.interim,
             ..Http1Exchange::default()
         };

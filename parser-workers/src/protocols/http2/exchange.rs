@@ -92,6 +92,9 @@ pub struct Http2Exchange {
     /// Timestamp (ns) of the first and of the last frame of this stream.
     pub start_ts_ns: u64,
     pub end_ts_ns: u64,
+    /// Timestamp (ns) of the first response DATA bytes (the first SSE event of a stream);
+    /// `None` when no response data came.
+    pub response_first_ts_ns: Option<u64>,
     pub flags: ExchangeFlags,
 }
 

@@ -259,6 +259,9 @@ impl Http2Stitcher {
             }
         };
         *size += data.len() as u64;
+        if dir == Direction::ServerToClient && !data.is_empty() && ex.response_first_ts_ns.is_none() {
+            ex.response_first_ts_ns = Some(ts_ns);
+        }
         let room = cap.saturating_sub(body.len());
         let newly_truncated = data.len() > room && !ex.flags.truncated;
         body.extend_from_slice(data.get(..data.len().min(room)).unwrap_or_default());

@@ -39,7 +39,7 @@ impl Default for PgConfig {
             max_message_len: 256 * 1024,
             max_sql_len: 64 * 1024,
             max_value_len: 256,
-            max_sample_rows: 20,
+            max_sample_rows: 64,
             max_sample_columns: 64,
             max_result_sets: 8,
             max_statements: 256,

@@ -1,0 +1,290 @@
+//! Chain builder throughput on a realistic mix, and memory per open chain.
+//!
+//! The mix: 2,000 agents on 8 nodes, each running support tasks like the seed scenario (an LLM
+//! planning call with two tool calls, a SQL query with 10 email fingerprints, a vector search,
+//! an LLM synthesis call carrying the results, a Jira and a Slack call, and in one task of ten
+//! a forked curl uploading to an unknown host), tasks interleaved across agents, process
+//! events for the children, upserts taken every 1,000 events and the watermark advanced.
+//!
+//! Time is the benchmarking thread's CPU time (the machine is shared), so the throughput is
+//! events/s per core.
+//!
+//! Memory per open chain is measured two ways and printed, with one full task per agent open:
+//! a counting global allocator (live heap bytes of the builder divided by open chains) and the
+//! builder's own size accounting (`chain_bytes`).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use chainwatch_chain_builder::ChainBuilder;
+use chainwatch_config::ChainConfig;
+use chainwatch_schemas::{ProcessEvent, ProcessEventKind, SemanticEvent, Upload, VectorOperation};
+use common::*;
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+
+/// CPU time of the benchmarking thread (from /proc/thread-self/schedstat, in ns): on a shared
+/// machine, wall time measures the neighbours; this measures the events/s of one core.
+struct ThreadCpuTime;
+
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(0)
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, i: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(i)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &CpuFormatter
+    }
+}
+
+struct CpuFormatter;
+
+impl ValueFormatter for CpuFormatter {
+    fn scale_values(&self, typical_ns: f64, values: &mut [f64]) -> &'static str {
+        let (factor, unit) = if typical_ns < 1e6 { (1e-3, "µs cpu") } else { (1e-6, "ms cpu") };
+        for v in values {
+            *v *= factor;
+        }
+        unit
+    }
+    fn scale_throughputs(&self, _typical: f64, throughput: &Throughput, values: &mut [f64]) -> &'static str {
+        let n = match *throughput {
+            Throughput::Elements(e) | Throughput::ElementsAndBytes { elements: e, .. } => e as f64,
+            Throughput::Bytes(b) | Throughput::BytesDecimal(b) => b as f64,
+            Throughput::Bits(b) => b as f64,
+        };
+        for v in values {
+            *v = n * 1e9 / *v / 1e3;
+        }
+        "K/s per core"
+    }
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+/// Counts live heap bytes.
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+const AGENTS: usize = 2_000;
+const NODES: usize = 8;
+
+/// Inputs in arrival order (unboxed: the bench measures the builder, not the boxing).
+#[allow(clippy::large_enum_variant)]
+enum Input {
+    Event(SemanticEvent),
+    Process(ProcessEvent),
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// One task of one agent, starting at `t_ms`.
+fn task(agent: usize, task_no: usize, t_ms: i64, out: &mut Vec<(i64, Input)>) {
+    let node: &'static str = ["n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7"][agent % NODES];
+    let p = P { node, tgid: 10_000 + agent as i32, start: T0 - 3_600 * SEC, comm: "python3" };
+    let id = |s: &str| format!("{agent}-{task_no}-{s}");
+    let conv = format!("c{agent}-{task_no}");
+    let h = |n: usize| (0..n).map(|i| format!("{conv}-{i}")).collect::<Vec<_>>();
+    let fps: Vec<String> = (0..10).map(|i| format!("fp-{agent}-{i}")).collect();
+    let (db, docs, jira, slack) = (id("db"), id("docs"), id("jira"), id("slack"));
+    let h2 = h(2);
+    let h4 = h(4);
+    let r = strs;
+    let local = format!("10.{}.{}.{}", agent % NODES, (agent / 250) % 250, agent % 250);
+    let mut port = 20_000 + (task_no as i32 * 10) % 40_000;
+    // Every exchange carries its connection tuple, as the probe reports it (client side).
+    let mut push = |mut e: SemanticEvent| {
+        port += 1;
+        e.tuple = Some(tuple(&local, port, "10.200.0.1", 443));
+        out.push((e.ts_start_ns, Input::Event(e)))
+    };
+    push(llm(&id("plan"), p, t_ms, t_ms + 900, &r(&h2), &[(&db, "query_database"), (&docs, "search_docs")], &[]));
+    let mut q = sql(&id("sql"), p, t_ms + 1_000, t_ms + 1_050, "SELECT id, name, email FROM customers WHERE plan = 'pro' LIMIT 10", 10);
+    q.pii = vec![pii("response", &fps)];
+    push(q);
+    let mut v = event(&id("vec"), p, "vector_query", t_ms + 1_100, t_ms + 1_180, "qdrant.internal", "vectordb");
+    v.vector = Some(VectorOperation { system: "qdrant".into(), operation: "query".into(), top_k: Some(5), results: Some(5), ..VectorOperation::default() });
+    push(v);
+    let mut s = llm(&id("synth"), p, t_ms + 1_200, t_ms + 3_000, &r(&h4), &[(&jira, "create_jira_ticket"), (&slack, "post_to_slack")], &[&db, &docs]);
+    s.pii = vec![pii("request", &fps)];
+    push(s);
+    let mut j = event(&id("jira"), p, "saas_call", t_ms + 3_100, t_ms + 3_400, "acme.atlassian.net", "saas");
+    j.pii = vec![pii("request", &fps[..3])];
+    push(j);
+    push(event(&id("slack"), p, "saas_call", t_ms + 3_500, t_ms + 3_700, "hooks.slack.com", "saas"));
+    if task_no % 10 == 9 {
+        let child = P { node, tgid: 500_000 + (agent * 100 + task_no) as i32, start: T0 + (t_ms + 3_800) * MS, comm: "curl" };
+        let fork = proc_event(node, ProcessEventKind::Fork, child.tgid, child.start, p.tgid, p.start, "/usr/bin/python3");
+        out.push((child.start, Input::Process(fork)));
+        let mut up = event(&id("upload"), child, "upload", t_ms + 3_900, t_ms + 4_500, "personal-pastebin.com", "unknown-external");
+        up.upload = Some(Upload { bytes: 48_000, archive_format: Some("gzip".into()), ..Upload::default() });
+        up.pii = vec![pii("request", &fps)];
+        out.push((up.ts_start_ns, Input::Event(up)));
+    }
+}
+
+/// `tasks` tasks per agent, one task every ~2 minutes per agent (idle gap 60 s closes them),
+/// agents staggered; the whole stream in time order.
+fn mix(tasks: usize) -> Vec<Input> {
+    let mut out = Vec::new();
+    for a in 0..AGENTS {
+        out.push((
+            T0 - 3_600 * SEC,
+            Input::Process(proc_event(["n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7"][a % NODES], ProcessEventKind::Seed, 10_000 + a as i32, T0 - 3_600 * SEC, 1, 0, "/usr/bin/python3")),
+        ));
+        for t in 0..tasks {
+            let start = (t as i64) * 120_000 + (a as i64 * 53) % 60_000;
+            task(a, t, start, &mut out);
+        }
+    }
+    out.sort_by_key(|(t, _)| *t);
+    out.into_iter().map(|(_, i)| i).collect()
+}
+
+fn feed(b: &mut ChainBuilder, inputs: Vec<Input>, upserts: bool) -> usize {
+    let mut published = 0;
+    for (i, input) in inputs.into_iter().enumerate() {
+        match input {
+            Input::Event(e) => b.ingest_event(e),
+            Input::Process(p) => b.push_process(&p),
+        }
+        if i % 1_000 == 999 {
+            if upserts {
+                published += b.take_updates().len();
+            }
+            published += b.advance_watermark(i64::MIN).len();
+        }
+    }
+    published + b.finish().len()
+}
+
+fn clone_inputs(v: &[Input]) -> Vec<Input> {
+    v.iter()
+        .map(|i| match i {
+            Input::Event(e) => Input::Event(e.clone()),
+            Input::Process(p) => Input::Process(p.clone()),
+        })
+        .collect()
+}
+
+fn throughput(c: &mut Criterion<ThreadCpuTime>) {
+    let inputs = mix(5);
+    let n = inputs.len();
+    let cfg = ChainConfig::default();
+    let mut g = c.benchmark_group("chain_builder");
+    g.throughput(Throughput::Elements(n as u64));
+    g.sample_size(10);
+    // Routing and joins alone: every event ingested, no chain materialized.
+    g.bench_function(format!("mix_{n}_events_ingest_only"), |bench| {
+        bench.iter_batched(
+            || clone_inputs(&inputs),
+            |inputs| {
+                let mut b = ChainBuilder::new(&cfg);
+                for input in inputs {
+                    match input {
+                        Input::Event(e) => b.ingest_event(e),
+                        Input::Process(p) => b.push_process(&p),
+                    }
+                }
+                black_box(b.open_chains())
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // As `chainwatch chain --events` runs: closings every 1,000 events, final versions only.
+    g.bench_function(format!("mix_{n}_events_final_chains_only"), |bench| {
+        bench.iter_batched(
+            || clone_inputs(&inputs),
+            |inputs| {
+                let mut b = ChainBuilder::new(&cfg);
+                black_box(feed(&mut b, inputs, false))
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // As the worker runs: every changed chain is materialized as an upsert every 1,000 events.
+    g.bench_function(format!("mix_{n}_events_with_upserts"), |bench| {
+        bench.iter_batched(
+            || clone_inputs(&inputs),
+            |inputs| {
+                let mut b = ChainBuilder::new(&cfg);
+                black_box(feed(&mut b, inputs, true))
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+
+    // Memory per open chain: one full task per agent, nothing closed yet. Events are cloned
+    // one at a time into the builder, so the live-heap delta is what the builder keeps.
+    let one = mix(1);
+    let mut b = ChainBuilder::new(&cfg);
+    let before = LIVE.load(Ordering::Relaxed);
+    for input in &one {
+        match input {
+            Input::Event(e) => b.ingest_event(e.clone()),
+            Input::Process(p) => b.push_process(p),
+        }
+    }
+    let after = LIVE.load(Ordering::Relaxed);
+    let open = b.open_chains().max(1);
+    let steps_per_chain = b.stats().semantic_events as f64 / open as f64;
+    println!(
+        "memory: {open} open chains ({steps_per_chain:.1} steps each): {} bytes of live heap per open chain \
+         (counting allocator: chains, agents, process tree, tuple index); {} bytes per chain by size accounting (chains only)",
+        (after - before) / open as isize,
+        b.chain_bytes() / open
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = throughput
+}
+criterion_main!(benches);

@@ -1,0 +1,773 @@
+//! `ChainBuilder`: semantic and process events in, chains out. It owns the process tree, the
+//! agents, the open chains and the watermark, and decides for every event which chain it joins:
+//!
+//! - the agent: the event's process's agent root (see `process_tree`);
+//! - a served request (SERVER role): if an observed client sent it (same tuple, any node),
+//!   the service's actions while handling it join the client's chain (`stitching`); else it is
+//!   a user request: it approves pending tool calls, or starts a new task (a new chain that
+//!   takes the agent's steps from the request's start on);
+//! - an LLM call joins the chain whose conversation it extends (a prefix hash or a tool
+//!   result id), a fresh conversation starts a new chain;
+//! - anything else joins the agent's current chain unless the idle gap has passed.
+//!
+//! Chains are bounded (max open chains: the least recently active is closed early; max steps:
+//! a full chain closes and a new one continues), and every cap hit is counted in `BuilderStats`.
+//! Upserts are collected per changed chain and handed out by `take_updates` (or `push_event`),
+//! closings by `advance_watermark` / `finish` (and by `take_updates`, for chains a cap closed).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use chainwatch_config::ChainConfig;
+use chainwatch_schemas::{AgentRef, Chain, ChainStatus, ConnRole, ProcessEvent, SemanticEvent, SocketTuple};
+
+use crate::agent::agent_ref;
+use crate::chain_state::{ChainHandle, ChainState, TAG_EVENT, TAG_PREFIX, TAG_TOOL, fnv64};
+use crate::cost::{CostLedger, PriceTable};
+use crate::hashing::FastMap;
+use crate::process_tree::{NodeId, NodeNames, ProcKey, ProcessTree, ProcessTreeStats};
+use crate::step::{KIND_LLM, StepRecord, step_from_event};
+use crate::stitching::{ClientSide, HandlingWindow, ServerSide, TupleIndex, TupleKey};
+use crate::watermark::Watermark;
+
+const NS_PER_SEC: i64 = 1_000_000_000;
+/// Processes remembered per builder (live ones; exited ones leave after a grace period).
+pub const MAX_PROCESSES: usize = 262_144;
+/// A process with no exit seen and no event for this long (or 10 idle gaps) is forgotten.
+const PROCESS_SILENCE_NS: i64 = 3_600 * NS_PER_SEC;
+/// Handling windows remembered per service agent.
+const MAX_WINDOWS_PER_AGENT: usize = 256;
+
+/// Counters of one builder. Every cap hit and every dropped input is here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BuilderStats {
+    pub semantic_events: u64,
+    pub process_events: u64,
+    pub duplicate_events: u64,
+    /// Behind the watermark for a chain already forgotten: not a second chain, dropped.
+    pub late_dropped: u64,
+    pub chains_opened: u64,
+    pub chains_closed: u64,
+    pub chains_reopened: u64,
+    /// Open chains closed early because `max_open_chains` was reached.
+    pub evicted_open_chains: u64,
+    /// Closed chains forgotten before their lateness passed (retention cap or open cap).
+    pub forgotten_early: u64,
+    /// Chains closed because they reached `max_steps` (a new chain continues).
+    pub split_max_steps: u64,
+    pub user_requests: u64,
+    pub approvals: u64,
+    pub stitched_requests: u64,
+    pub stitched_steps: u64,
+    /// Stitches refused by `max_depth`.
+    pub depth_limited: u64,
+    /// Chains whose every step moved to another chain (a stitched request).
+    pub chains_emptied: u64,
+    pub fingerprints_dropped: u64,
+    pub tuple_index_evicted: u64,
+    pub window_evicted: u64,
+    pub published: u64,
+    /// Events that are not actions of the agent (database session setup and teardown,
+    /// transaction control): counted, not steps.
+    pub bookkeeping_events: u64,
+}
+
+/// Statements that only frame a transaction or a session; the work is in the statements
+/// between them.
+const BOOKKEEPING_SQL: &[&str] = &[
+    "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE", "SET", "RESET", "SHOW",
+    "DISCARD", "DEALLOCATE", "LISTEN", "UNLISTEN",
+];
+
+/// A database session's startup, SSL negotiation, cancel and terminate, and transaction
+/// control statements: not steps of a chain.
+fn is_bookkeeping(ev: &SemanticEvent) -> bool {
+    match ev.kind.as_str() {
+        "db_session" => true,
+        "sql" if ev.vector.is_none() => {
+            let statement = ev.sql.as_ref().map_or("", |s| s.statement.as_str());
+            let first = statement.split_whitespace().next().map(|w| w.trim_end_matches(';').to_ascii_uppercase());
+            match first {
+                Some(word) => BOOKKEEPING_SQL.contains(&word.as_str()),
+                None => ev.method.as_deref().is_some_and(|m| BOOKKEEPING_SQL.contains(&m.to_ascii_uppercase().as_str())),
+            }
+        }
+        _ => false,
+    }
+}
+
+#[derive(Debug)]
+struct AgentState {
+    agent: AgentRef,
+    /// Open and recently closed chains, oldest first.
+    chains: Vec<ChainHandle>,
+    current: Option<ChainHandle>,
+    windows: Vec<HandlingWindow>,
+    last_seen_ns: i64,
+    /// End + idle gap of the newest chain already forgotten: later-arriving events before it
+    /// are too late to join anything.
+    forgotten_until: i64,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    generation: u32,
+    agent: Option<ProcKey>,
+    chain: Option<ChainState>,
+}
+
+const DEADLINE_CLOSE: u8 = 0;
+const DEADLINE_FORGET: u8 = 1;
+
+/// Joins events into chains. Single-threaded; one per consumer-group member.
+pub struct ChainBuilder {
+    idle_gap_ns: i64,
+    lateness_ns: i64,
+    max_steps: usize,
+    max_depth: u16,
+    max_open_chains: usize,
+    team_label: String,
+    prices: PriceTable,
+    nodes: NodeNames,
+    tree: ProcessTree,
+    agents: FastMap<ProcKey, AgentState>,
+    slab: Vec<Slot>,
+    free: Vec<u32>,
+    open_chains: usize,
+    closed_chains: usize,
+    deadlines: BinaryHeap<Reverse<(i64, u32, u32, u8)>>,
+    closed_order: VecDeque<ChainHandle>,
+    held: Vec<ChainHandle>,
+    dirty: Vec<ChainHandle>,
+    out: Vec<Chain>,
+    watermark: Watermark,
+    clients: TupleIndex<ClientSide>,
+    servers: TupleIndex<ServerSide>,
+    ledger: CostLedger,
+    stats: BuilderStats,
+    last_sweep_ns: i64,
+}
+
+impl ChainBuilder {
+    pub fn new(cfg: &ChainConfig) -> Self {
+        let max_open_chains = cfg.max_open_chains.max(1);
+        ChainBuilder {
+            idle_gap_ns: i64::try_from(cfg.idle_gap_secs).unwrap_or(i64::MAX / NS_PER_SEC).max(1).saturating_mul(NS_PER_SEC),
+            lateness_ns: i64::try_from(cfg.allowed_lateness_secs).unwrap_or(0).saturating_mul(NS_PER_SEC),
+            max_steps: cfg.max_steps.max(1),
+            max_depth: u16::try_from(cfg.max_depth).unwrap_or(u16::MAX),
+            max_open_chains,
+            team_label: cfg.team_label.clone(),
+            prices: PriceTable::new(&cfg.prices),
+            nodes: NodeNames::default(),
+            tree: ProcessTree::new(MAX_PROCESSES, cfg.max_depth.max(1)),
+            agents: FastMap::default(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            open_chains: 0,
+            closed_chains: 0,
+            deadlines: BinaryHeap::new(),
+            closed_order: VecDeque::new(),
+            held: Vec::new(),
+            dirty: Vec::new(),
+            out: Vec::new(),
+            watermark: Watermark::new(i64::try_from(cfg.allowed_lateness_secs).unwrap_or(0).saturating_mul(NS_PER_SEC)),
+            clients: TupleIndex::new(max_open_chains.saturating_mul(4)),
+            servers: TupleIndex::new(max_open_chains.saturating_mul(4)),
+            ledger: CostLedger::default(),
+            stats: BuilderStats::default(),
+            last_sweep_ns: i64::MIN,
+        }
+    }
+
+    pub fn stats(&self) -> BuilderStats {
+        BuilderStats {
+            tuple_index_evicted: self.clients.evicted_cap + self.servers.evicted_cap,
+            ..self.stats
+        }
+    }
+
+    pub fn process_stats(&self) -> ProcessTreeStats {
+        self.tree.stats()
+    }
+
+    /// Cost and tokens per agent and per team so far.
+    pub fn ledger(&self) -> &CostLedger {
+        &self.ledger
+    }
+
+    pub fn open_chains(&self) -> usize {
+        self.open_chains
+    }
+
+    /// Closed chains still kept for late events.
+    pub fn retained_closed_chains(&self) -> usize {
+        self.closed_chains
+    }
+
+    pub fn watermark(&self) -> i64 {
+        self.watermark.current()
+    }
+
+    /// The newest event time seen (`i64::MIN` before any).
+    pub fn max_event_ns(&self) -> i64 {
+        self.watermark.max_event_ns()
+    }
+
+    /// Estimated bytes held by the chains (open and retained), their steps and indexes.
+    pub fn chain_bytes(&self) -> usize {
+        self.slab.iter().filter_map(|s| s.chain.as_ref()).map(ChainState::approx_bytes).sum::<usize>()
+            + self.slab.capacity() * size_of::<Slot>()
+    }
+
+    /// One event, then the upserts of the chains it changed.
+    pub fn push_event(&mut self, ev: SemanticEvent) -> Vec<Chain> {
+        self.ingest_event(ev);
+        self.take_updates()
+    }
+
+    /// One process event (fork/exec/exit/seed).
+    pub fn push_process(&mut self, ev: &ProcessEvent) {
+        self.stats.process_events += 1;
+        let node = self.nodes.intern(&ev.node);
+        self.tree.apply(node, ev);
+        self.watermark.observe(ev.ts_ns);
+    }
+
+    /// Move the watermark to `clock_ns - allowed lateness` (or the newest event's) and close
+    /// the chains whose idle gap it passed. Returns the closings (final versions, and chains
+    /// closed early by caps); upserts of chains still open come from `take_updates`.
+    pub fn advance_watermark(&mut self, clock_ns: i64) -> Vec<Chain> {
+        let w = self.watermark.advance(clock_ns);
+        self.expire(w);
+        std::mem::take(&mut self.out)
+    }
+
+    /// End of input: close every chain. Returns the final versions.
+    pub fn finish(&mut self) -> Vec<Chain> {
+        let w = self.watermark.finish();
+        self.expire(w);
+        self.take_updates()
+    }
+
+    /// The upserts collected since the last call (one per changed chain) and the chains closed
+    /// by caps meanwhile. Chains held for stitching are not published until released.
+    pub fn take_updates(&mut self) -> Vec<Chain> {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for h in dirty {
+            self.publish(h);
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// Join one event without publishing (see `take_updates`).
+    pub fn ingest_event(&mut self, mut ev: SemanticEvent) {
+        self.stats.semantic_events += 1;
+        if is_bookkeeping(&ev) {
+            self.stats.bookkeeping_events += 1;
+            return;
+        }
+        let node = self.nodes.intern(&ev.node);
+        let proc = ProcKey { node, tgid: ev.tgid, start_ns: ev.process_start_ns };
+        let is_llm = ev.kind == KIND_LLM;
+        let is_server = ev.role == ConnRole::Server;
+        self.tree.mark(proc, &ev.comm, is_llm, is_server, ev.ts_end_ns);
+        let root = self.tree.agent_root(proc);
+        self.watermark.observe(ev.ts_end_ns.max(ev.ts_start_ns));
+
+        // Conversation keys for routing (the step keeps only the full-prefix hash).
+        let mut conv_keys: Vec<u64> = Vec::new();
+        let mut has_prefix = false;
+        if let Some(llm) = &ev.llm {
+            has_prefix = !llm.conversation_prefix_hashes.is_empty();
+            conv_keys.extend(llm.conversation_prefix_hashes.iter().map(|h| fnv64(TAG_PREFIX, h)));
+            conv_keys.extend(llm.tool_result_ids.iter().map(|r| fnv64(TAG_TOOL, r)));
+        }
+        let tuple = ev.tuple.take();
+        if !self.agents.contains_key(&root) {
+            let node_name = self.nodes.name(node).to_string();
+            let agent = agent_ref(&node_name, root, self.tree.get(&root), &ev.comm, &ev.attributes, &self.team_label);
+            let state = AgentState {
+                agent,
+                chains: Vec::new(),
+                current: None,
+                windows: Vec::new(),
+                last_seen_ns: i64::MIN,
+                forgotten_until: i64::MIN,
+            };
+            self.agents.insert(root, state);
+        }
+        let mut step = step_from_event(ev, proc, &self.prices);
+        self.stats.fingerprints_dropped += step.fingerprints_dropped;
+        let (start, end) = (step.step.ts_start_ns, step.step.ts_end_ns);
+        if let Some(a) = self.agents.get_mut(&root) {
+            a.last_seen_ns = a.last_seen_ns.max(end);
+        }
+
+        if is_server {
+            self.on_served(root, node, step, tuple.as_ref());
+            return;
+        }
+
+        // A service handling a request for an observed client: the client's chain.
+        if let Some(w) = self.window_for(root, start) {
+            step.stitched = true;
+            step.depth = w.depth;
+            self.stats.stitched_steps += 1;
+            let depth = w.depth;
+            if let Some(h) = self.add_step(w.target, step) {
+                self.register_client(node, tuple.as_ref(), h, start, end, depth);
+            }
+            return;
+        }
+
+        let target = match self.route(root, is_llm, &conv_keys, has_prefix, start, end) {
+            Some(h) => h,
+            None => {
+                let late_for_forgotten = self.agents.get(&root).is_some_and(|a| start <= a.forgotten_until);
+                if self.watermark.is_late(end) && late_for_forgotten {
+                    self.stats.late_dropped += 1;
+                    return;
+                }
+                self.new_chain(root, &step.step.event_id, start)
+            }
+        };
+        if let Some(h) = self.add_step(target, step) {
+            if let Some(a) = self.agents.get_mut(&root) {
+                a.current = Some(h);
+            }
+            self.register_client(node, tuple.as_ref(), h, start, end, 0);
+        }
+    }
+
+    // ---- routing -------------------------------------------------------------------------
+
+    fn chain(&self, h: ChainHandle) -> Option<&ChainState> {
+        self.slab.get(h.slot as usize).filter(|s| s.generation == h.generation).and_then(|s| s.chain.as_ref())
+    }
+
+    fn chain_mut(&mut self, h: ChainHandle) -> Option<&mut ChainState> {
+        self.slab.get_mut(h.slot as usize).filter(|s| s.generation == h.generation).and_then(|s| s.chain.as_mut())
+    }
+
+    fn compatible(&self, c: &ChainState, start: i64, end: i64) -> bool {
+        start <= c.end_ns.saturating_add(self.idle_gap_ns) && end >= c.start_ns.saturating_sub(self.idle_gap_ns)
+    }
+
+    /// The chain an agent's own (not served, not stitched) event joins; `None` = a new one.
+    fn route(&self, root: ProcKey, is_llm: bool, keys: &[u64], has_prefix: bool, start: i64, end: i64) -> Option<ChainHandle> {
+        let agent = self.agents.get(&root)?;
+        let fits = |h: &ChainHandle| self.chain(*h).is_some_and(|c| self.compatible(c, start, end));
+        if is_llm && !keys.is_empty() {
+            let cont = agent.chains.iter().rev().find(|h| fits(h) && self.chain(**h).is_some_and(|c| c.continues(keys)));
+            if let Some(h) = cont {
+                return Some(*h);
+            }
+        }
+        let fallback = agent.current.filter(fits).or_else(|| agent.chains.iter().rev().find(|h| fits(h)).copied());
+        if is_llm && has_prefix {
+            // A fresh conversation: it may open the task a user request (or plain actions)
+            // started, otherwise it is a new chain.
+            return fallback.filter(|h| self.chain(*h).is_some_and(|c| !c.has_llm));
+        }
+        fallback
+    }
+
+    fn window_for(&mut self, root: ProcKey, ts: i64) -> Option<HandlingWindow> {
+        let horizon = self.watermark.current().saturating_sub(self.lateness_ns);
+        let slab = &self.slab;
+        let agent = self.agents.get_mut(&root)?;
+        if agent.windows.is_empty() {
+            return None;
+        }
+        agent.windows.retain(|w| {
+            w.end_ns >= horizon && slab.get(w.target.slot as usize).is_some_and(|s| s.generation == w.target.generation && s.chain.is_some())
+        });
+        agent.windows.iter().rev().find(|w| w.covers(ts)).copied()
+    }
+
+    /// A request this agent served (SERVER role).
+    fn on_served(&mut self, root: ProcKey, node: NodeId, mut step: StepRecord, tuple: Option<&SocketTuple>) {
+        let (start, end) = (step.step.ts_start_ns, step.step.ts_end_ns);
+        let key = tuple.map(|t| TupleKey::from_server(node, t));
+        if let Some(k) = &key
+            && let Some(client) = self.clients.take(k)
+            && self.chain(client.chain).is_some()
+        {
+            if client.depth < self.max_depth {
+                self.stitch(root, client.chain, start, end, client.depth + 1, None);
+                self.stats.stitched_requests += 1;
+                return;
+            }
+            self.stats.depth_limited += 1;
+        }
+        step.user_request = true;
+        // Between a tool call and its execution, a user's request is an approval.
+        let pending = self.agents.get(&root).and_then(|a| a.current).filter(|h| {
+            self.chain(*h).is_some_and(|c| c.has_open_tool_calls() && self.compatible(c, start, end))
+        });
+        if let Some(h) = pending {
+            self.stats.approvals += 1;
+            self.add_step(h, step);
+            return;
+        }
+        // A new task: a new chain with the agent's steps from the request's start on.
+        self.stats.user_requests += 1;
+        let event_hash = fnv64(TAG_EVENT, &step.step.event_id);
+        let others: Vec<ChainHandle> = self.agents.get(&root).map(|a| a.chains.clone()).unwrap_or_default();
+        // An open chain that began inside this request is the task itself (it was waiting for
+        // the request, which ends last): keep it rather than empty it into a new one.
+        let started_inside = others.iter().copied().find(|o| {
+            self.chain(*o).is_some_and(|c| {
+                c.status == ChainStatus::Open && c.steps.first().is_some_and(|s| s.step.ts_start_ns >= start) && c.start_ns <= end
+            })
+        });
+        let (h, fresh) = match started_inside {
+            Some(h) => (h, false),
+            None => (self.new_chain(root, &step.step.event_id, start), true),
+        };
+        for o in others.into_iter().filter(|o| *o != h) {
+            let taken = match self.chain_mut(o) {
+                Some(c) if c.status == ChainStatus::Open => c.remove_where(|s| s.step.ts_start_ns >= start),
+                _ => continue,
+            };
+            if taken.is_empty() {
+                continue;
+            }
+            self.dirty.push(o);
+            for s in taken {
+                self.add_step(h, s);
+            }
+            self.drop_if_empty(o);
+        }
+        let Some(h) = self.add_step(h, step) else { return };
+        // Not published until an observed client had the time to claim it (lateness).
+        let held_until = end.saturating_add(self.lateness_ns);
+        if let Some(c) = self.chain_mut(h)
+            && (fresh || !c.published)
+        {
+            c.held_until = Some(held_until);
+            self.held.push(h);
+        }
+        if let Some(a) = self.agents.get_mut(&root) {
+            a.current = Some(h);
+        }
+        if let Some(k) = key {
+            self.servers.insert(k, end, ServerSide { agent: root, chain: h, start_ns: start, end_ns: end, event_hash });
+        }
+    }
+
+    /// A client exchange of chain `h`: if its server side was seen, stitch; else remember it.
+    fn register_client(&mut self, node: NodeId, tuple: Option<&SocketTuple>, h: ChainHandle, start: i64, end: i64, depth: u16) {
+        let Some(t) = tuple else { return };
+        let key = TupleKey::from_client(node, t);
+        if let Some(server) = self.servers.take(&key) {
+            if depth < self.max_depth {
+                self.stitch(server.agent, h, server.start_ns, server.end_ns, depth + 1, Some(server.event_hash));
+                self.stats.stitched_requests += 1;
+            } else {
+                self.stats.depth_limited += 1;
+            }
+            return;
+        }
+        self.clients.insert(key, end, ClientSide { chain: h, start_ns: start, end_ns: end, depth });
+    }
+
+    /// The service `service` handled a request of chain `target` during [start, end]: its
+    /// steps there move to `target` (the served exchange itself, `drop_event`, is the client's
+    /// step seen from the other side and is dropped), and later ones follow via a window.
+    fn stitch(&mut self, service: ProcKey, target: ChainHandle, start: i64, end: i64, depth: u16, drop_event: Option<u64>) {
+        let chains: Vec<ChainHandle> = match self.agents.get_mut(&service) {
+            Some(a) => {
+                if a.windows.len() >= MAX_WINDOWS_PER_AGENT {
+                    a.windows.remove(0);
+                    self.stats.window_evicted += 1;
+                }
+                a.windows.push(HandlingWindow { start_ns: start, end_ns: end, target, depth });
+                a.chains.clone()
+            }
+            None => return,
+        };
+        for c in chains.into_iter().filter(|c| *c != target) {
+            let taken = match self.chain_mut(c) {
+                Some(chain) => chain.remove_where(|s| {
+                    (s.step.ts_start_ns >= start && s.step.ts_start_ns <= end) || drop_event == Some(fnv64(TAG_EVENT, &s.step.event_id))
+                }),
+                None => continue,
+            };
+            if taken.is_empty() {
+                continue;
+            }
+            self.dirty.push(c);
+            for mut s in taken {
+                if drop_event == Some(fnv64(TAG_EVENT, &s.step.event_id)) {
+                    continue;
+                }
+                s.stitched = true;
+                s.depth = depth;
+                s.user_request = false;
+                self.stats.stitched_steps += 1;
+                self.add_step(target, s);
+            }
+            self.drop_if_empty(c);
+        }
+    }
+
+    // ---- chain lifecycle -----------------------------------------------------------------
+
+    fn new_chain(&mut self, root: ProcKey, first_event_id: &str, ts: i64) -> ChainHandle {
+        while self.open_chains >= self.max_open_chains {
+            if !self.evict_oldest_open() {
+                break;
+            }
+        }
+        let agent = self.agents.get(&root).map(|a| a.agent.clone()).unwrap_or_default();
+        let mut chain = ChainState::new(agent, first_event_id, ts);
+        // A process that never called an LLM may be a service whose work an observed client's
+        // request will claim: publish its chain only once that had the time to happen.
+        let is_agent = self.tree.get(&root).is_some_and(|p| p.llm_caller);
+        if !is_agent {
+            chain.held_until = Some(ts.saturating_add(self.lateness_ns));
+        }
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slab.push(Slot::default());
+                u32::try_from(self.slab.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        let entry = &mut self.slab[slot as usize];
+        entry.chain = Some(chain);
+        entry.agent = Some(root);
+        let h = ChainHandle { slot, generation: entry.generation };
+        self.deadlines.push(Reverse((ts.saturating_add(self.idle_gap_ns), h.slot, h.generation, DEADLINE_CLOSE)));
+        if !is_agent {
+            self.held.push(h);
+        }
+        if let Some(a) = self.agents.get_mut(&root) {
+            a.chains.push(h);
+        }
+        self.open_chains += 1;
+        self.stats.chains_opened += 1;
+        h
+    }
+
+    /// Add `step` to `h` (reopening it if closed; continuing in a new chain if full). Returns
+    /// the chain it went to, or `None` for a duplicate / a vanished chain.
+    fn add_step(&mut self, h: ChainHandle, step: StepRecord) -> Option<ChainHandle> {
+        let (full, closed, dup) = {
+            let c = self.chain(h)?;
+            (c.steps.len() >= self.max_steps, c.status == ChainStatus::Closed, c.contains_event(&step.step.event_id))
+        };
+        if dup {
+            self.stats.duplicate_events += 1;
+            return None;
+        }
+        let h = if full {
+            self.stats.split_max_steps += 1;
+            let root = self.slab.get(h.slot as usize).and_then(|s| s.agent)?;
+            if !closed {
+                self.close_chain(h);
+            }
+            let n = self.new_chain(root, &step.step.event_id, step.step.ts_start_ns);
+            if let Some(a) = self.agents.get_mut(&root)
+                && a.current == Some(h)
+            {
+                a.current = Some(n);
+            }
+            n
+        } else {
+            if closed {
+                self.reopen(h);
+            }
+            h
+        };
+        if step.is_llm()
+            && let Some(c) = self.slab.get(h.slot as usize).and_then(|s| s.chain.as_ref())
+        {
+            let a = &c.agent;
+            self.ledger.add(&a.agent_key, a.team.as_deref(), step.step.cost_usd, step.step.input_tokens, step.step.output_tokens);
+        }
+        self.chain_mut(h)?.add(step);
+        self.dirty.push(h);
+        Some(h)
+    }
+
+    fn reopen(&mut self, h: ChainHandle) {
+        let gap = self.idle_gap_ns;
+        let Some(c) = self.chain_mut(h) else { return };
+        c.status = ChainStatus::Open;
+        let deadline = c.end_ns.saturating_add(gap);
+        self.deadlines.push(Reverse((deadline, h.slot, h.generation, DEADLINE_CLOSE)));
+        self.open_chains += 1;
+        self.closed_chains = self.closed_chains.saturating_sub(1);
+        self.stats.chains_reopened += 1;
+    }
+
+    fn publish(&mut self, h: ChainHandle) {
+        let Some(c) = self.chain_mut(h) else { return };
+        if !c.dirty || c.held_until.is_some() {
+            return;
+        }
+        c.version += 1;
+        c.dirty = false;
+        c.published = true;
+        let chain = c.materialize();
+        self.out.push(chain);
+        self.stats.published += 1;
+    }
+
+    fn close_chain(&mut self, h: ChainHandle) {
+        let forget_after = self.idle_gap_ns.saturating_add(self.lateness_ns);
+        let Some(c) = self.chain_mut(h) else { return };
+        if c.status == ChainStatus::Closed {
+            return;
+        }
+        c.status = ChainStatus::Closed;
+        c.held_until = None;
+        c.version += 1;
+        c.dirty = false;
+        c.published = true;
+        let deadline = c.end_ns.saturating_add(forget_after);
+        let chain = c.materialize();
+        self.out.push(chain);
+        self.stats.published += 1;
+        self.stats.chains_closed += 1;
+        self.open_chains = self.open_chains.saturating_sub(1);
+        self.closed_chains += 1;
+        self.closed_order.push_back(h);
+        self.deadlines.push(Reverse((deadline, h.slot, h.generation, DEADLINE_FORGET)));
+        while self.closed_chains > self.max_open_chains {
+            let Some(old) = self.closed_order.pop_front() else { break };
+            if self.chain(old).is_some_and(|c| c.status == ChainStatus::Closed) {
+                self.forget(old);
+                self.stats.forgotten_early += 1;
+            }
+        }
+    }
+
+    /// Remove a chain from memory (closed, or emptied by a stitch).
+    fn forget(&mut self, h: ChainHandle) {
+        let gap = self.idle_gap_ns;
+        let Some(slot) = self.slab.get_mut(h.slot as usize).filter(|s| s.generation == h.generation) else { return };
+        let Some(chain) = slot.chain.take() else { return };
+        let root = slot.agent.take();
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(h.slot);
+        match chain.status {
+            ChainStatus::Open => self.open_chains = self.open_chains.saturating_sub(1),
+            ChainStatus::Closed => self.closed_chains = self.closed_chains.saturating_sub(1),
+        }
+        if let Some(a) = root.and_then(|r| self.agents.get_mut(&r)) {
+            a.chains.retain(|c| *c != h);
+            if a.current == Some(h) {
+                a.current = None;
+            }
+            if chain.published {
+                a.forgotten_until = a.forgotten_until.max(chain.end_ns.saturating_add(gap));
+            }
+        }
+    }
+
+    /// A chain whose steps all moved elsewhere: gone (a published one says so with a last,
+    /// closed, empty version).
+    fn drop_if_empty(&mut self, h: ChainHandle) {
+        let Some(c) = self.chain_mut(h) else { return };
+        if !c.steps.is_empty() {
+            return;
+        }
+        if c.published {
+            c.status = ChainStatus::Closed;
+            c.version += 1;
+            let chain = c.materialize();
+            self.out.push(chain);
+            self.stats.published += 1;
+        }
+        self.stats.chains_emptied += 1;
+        self.forget(h);
+    }
+
+    /// Close the least recently active open chain (the `max_open_chains` cap).
+    fn evict_oldest_open(&mut self) -> bool {
+        let gap = self.idle_gap_ns;
+        while let Some(Reverse((deadline, slot, generation, kind))) = self.deadlines.pop() {
+            let h = ChainHandle { slot, generation };
+            let Some(c) = self.chain(h) else { continue };
+            match (kind, c.status) {
+                (DEADLINE_CLOSE, ChainStatus::Open) => {
+                    let real = c.end_ns.saturating_add(gap);
+                    if real > deadline {
+                        self.deadlines.push(Reverse((real, slot, generation, DEADLINE_CLOSE)));
+                        continue;
+                    }
+                    self.close_chain(h);
+                    self.stats.evicted_open_chains += 1;
+                    return true;
+                }
+                (DEADLINE_FORGET, ChainStatus::Closed) => {
+                    self.forget(h);
+                    self.stats.forgotten_early += 1;
+                }
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// Watermark `w`: close idle chains, forget old closed ones, release held ones, expire
+    /// indexes, and now and then sweep agents and exited processes.
+    fn expire(&mut self, w: i64) {
+        let horizon = w.saturating_sub(self.lateness_ns);
+        self.clients.expire(horizon);
+        self.servers.expire(horizon);
+        let held = std::mem::take(&mut self.held);
+        for h in held {
+            let Some(c) = self.chain_mut(h) else { continue };
+            match c.held_until {
+                Some(t) if t <= w => {
+                    c.held_until = None;
+                    self.dirty.push(h);
+                }
+                Some(_) => self.held.push(h),
+                None => {}
+            }
+        }
+        let (gap, forget_after) = (self.idle_gap_ns, self.idle_gap_ns.saturating_add(self.lateness_ns));
+        while let Some(Reverse((deadline, slot, generation, kind))) = self.deadlines.peek().copied() {
+            if deadline > w {
+                break;
+            }
+            self.deadlines.pop();
+            let h = ChainHandle { slot, generation };
+            let Some(c) = self.chain(h) else { continue };
+            match (kind, c.status) {
+                (DEADLINE_CLOSE, ChainStatus::Open) => {
+                    let real = c.end_ns.saturating_add(gap);
+                    if real > w {
+                        self.deadlines.push(Reverse((real, slot, generation, DEADLINE_CLOSE)));
+                    } else {
+                        self.close_chain(h);
+                    }
+                }
+                (DEADLINE_FORGET, ChainStatus::Closed) => {
+                    let real = c.end_ns.saturating_add(forget_after);
+                    if real > w {
+                        self.deadlines.push(Reverse((real, slot, generation, DEADLINE_FORGET)));
+                    } else {
+                        self.forget(h);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if w == i64::MAX || self.last_sweep_ns == i64::MIN || w.saturating_sub(self.last_sweep_ns) >= gap {
+            let cutoff = w.saturating_sub(forget_after);
+            self.agents.retain(|_, a| !a.chains.is_empty() || a.last_seen_ns >= cutoff);
+            self.tree.evict_exited(cutoff);
+            self.tree.evict_silent(w.saturating_sub(PROCESS_SILENCE_NS.max(forget_after.saturating_mul(10))));
+            self.last_sweep_ns = w;
+        }
+    }
+}

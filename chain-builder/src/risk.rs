@@ -1,0 +1,70 @@
+//! The risk score of a chain, in [0, 1], with its reasons. Each signal has a weight; signals
+//! combine as independent evidence (1 - Π(1 - w)), so no single weak signal saturates the score
+//! and strong ones add up. Reasons are stable short sentences, sorted by weight.
+
+use chainwatch_schemas::{Autonomy, PiiFlow, ToolExecution};
+
+use crate::step::{KIND_UPLOAD, StepRecord};
+
+/// A tool repeated this many times in one chain counts as a loop.
+pub const LOOP_REPEATS: i32 = 5;
+/// A SQL result this large counts as bulk access.
+pub const BULK_ROWS: i64 = 1_000;
+
+/// Categories where data leaves to a party the organisation did not vet.
+fn is_unvetted(category: &str) -> bool {
+    matches!(category, "unknown-external" | "object-storage")
+}
+
+pub fn score(steps: &[StepRecord], flows: &[PiiFlow], tools: &[ToolExecution], autonomy: Autonomy, max_tool_repeats: i32) -> (f64, Vec<String>) {
+    let mut signals: Vec<(f64, String)> = Vec::new();
+    let mut add = |w: f64, reason: String| {
+        if !signals.iter().any(|(_, r)| *r == reason) {
+            signals.push((w, reason));
+        }
+    };
+    let mut last: Option<(i32, &str)> = None;
+    for f in flows {
+        // Flows come sorted by destination step: one reason per (step, PII type).
+        if last == Some((f.to_step, f.pii_type.as_str())) {
+            continue;
+        }
+        last = Some((f.to_step, f.pii_type.as_str()));
+        let Some(to) = steps.get(f.to_step as usize) else { continue };
+        let dest = to.step.destination.as_deref().unwrap_or("?");
+        let cat = to.step.category.as_str();
+        if is_unvetted(cat) {
+            add(0.6, format!("{} sent to {cat} destination {dest}", f.pii_type));
+        } else if cat == "llm" {
+            add(0.15, format!("{} sent to an LLM ({dest})", f.pii_type));
+        } else if cat == "saas" {
+            add(0.1, format!("{} sent to SaaS {dest}", f.pii_type));
+        }
+    }
+    for s in steps {
+        let cat = s.step.category.as_str();
+        let dest = s.step.destination.as_deref().unwrap_or("?");
+        if s.step.kind == KIND_UPLOAD && is_unvetted(cat) {
+            add(0.35, format!("upload to {cat} destination {dest}"));
+        }
+        if !s.step.injection_rules.is_empty() {
+            add(0.3, format!("prompt injection signal ({})", s.step.injection_rules.join(", ")));
+        }
+        if !s.step.secret_types.is_empty() && s.sends("request") {
+            add(0.3, format!("secret sent to {dest} ({})", s.step.secret_types.join(", ")));
+        }
+        if s.step.rows.is_some_and(|r| r >= BULK_ROWS) {
+            add(0.15, format!("bulk read: {} rows", s.step.rows.unwrap_or(0)));
+        }
+    }
+    if max_tool_repeats >= LOOP_REPEATS {
+        add(0.2, format!("loop: the same tool {max_tool_repeats} times"));
+    }
+    if autonomy == Autonomy::Autonomous && !tools.is_empty() {
+        add(0.1, "autonomous: tool calls executed without a human in between".to_string());
+    }
+    signals.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let keep = 1.0 - signals.iter().fold(1.0, |acc, (w, _)| acc * (1.0 - w));
+    let score = (keep * 1000.0).round() / 1000.0;
+    (score, signals.into_iter().map(|(_, r)| r).collect())
+}

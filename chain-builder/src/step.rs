@@ -1,0 +1,246 @@
+//! One step of a chain as the builder keeps it: the printed `ChainStep` plus what routing,
+//! attribution and PII propagation need (process, role, tool calls, result ids, prefix hash,
+//! fingerprints). Built by moving strings out of the `SemanticEvent`, with caps on what an
+//! event may bring (fingerprints, tool calls).
+
+use chainwatch_schemas::{ChainStep, ConnRole, PiiFinding, SemanticEvent};
+
+use crate::cost::PriceTable;
+use crate::process_tree::ProcKey;
+
+/// At most this many fingerprints are kept per step (the rest are counted).
+pub const MAX_FINGERPRINTS_PER_STEP: usize = 1_024;
+/// At most this many tool calls are kept per LLM answer.
+pub const MAX_TOOL_CALLS_PER_STEP: usize = 64;
+/// Summaries are cut to this many bytes.
+const MAX_SUMMARY: usize = 240;
+/// SQL statements are kept up to this many bytes.
+const MAX_STATEMENT: usize = 4_096;
+
+pub const KIND_LLM: &str = "llm_call";
+pub const KIND_UPLOAD: &str = "upload";
+
+/// A tool call an LLM answer asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedTool {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct StepRecord {
+    pub step: ChainStep,
+    pub proc: ProcKey,
+    pub role: ConnRole,
+    pub tool_calls: Vec<RequestedTool>,
+    pub tool_result_ids: Vec<String>,
+    /// Hash of this LLM call's whole message list: a later call that extends it carries it.
+    pub full_prefix_hash: Option<String>,
+    pub pii: Vec<PiiFinding>,
+    /// An inbound request on the agent's own processes that nobody observed sending: a user.
+    pub user_request: bool,
+    /// Joined from another service through a matched connection tuple.
+    pub stitched: bool,
+    /// Stitching depth: 0 = the agent's own processes, n = n services away.
+    pub depth: u16,
+    /// Fingerprints cut by `MAX_FINGERPRINTS_PER_STEP`.
+    pub fingerprints_dropped: u64,
+}
+
+impl StepRecord {
+    pub fn is_llm(&self) -> bool {
+        self.step.kind == KIND_LLM
+    }
+
+    /// Whether a finding at `location` left the watched process (a request it sent, or the
+    /// response of a request it served).
+    pub fn sends(&self, location: &str) -> bool {
+        let response = location.starts_with("response");
+        match self.role {
+            ConnRole::Server => response,
+            ConnRole::Client | ConnRole::Unknown => !response,
+        }
+    }
+
+    /// Heap and inline bytes held (for memory accounting).
+    pub fn approx_bytes(&self) -> usize {
+        let s = &self.step;
+        let opt = |o: &Option<String>| o.as_ref().map_or(0, String::capacity);
+        let strings = s.event_id.capacity()
+            + s.kind.capacity()
+            + s.protocol.capacity()
+            + s.comm.capacity()
+            + s.node.capacity()
+            + s.category.capacity()
+            + s.summary.capacity()
+            + opt(&s.destination)
+            + opt(&s.method)
+            + opt(&s.model)
+            + opt(&s.tool_name)
+            + opt(&s.tool_call_id)
+            + s.pii_types.iter().map(|x| x.capacity() + 24).sum::<usize>()
+            + s.injection_rules.iter().map(|x| x.capacity() + 24).sum::<usize>()
+            + s.secret_types.iter().map(|x| x.capacity() + 24).sum::<usize>();
+        let extra = self.tool_calls.iter().map(|t| t.id.capacity() + t.name.capacity() + 48).sum::<usize>()
+            + self.tool_result_ids.iter().map(|x| x.capacity() + 24).sum::<usize>()
+            + opt(&self.full_prefix_hash)
+            + self
+                .pii
+                .iter()
+                .map(|p| {
+                    size_of::<PiiFinding>()
+                        + p.pii_type.capacity()
+                        + p.location.capacity()
+                        + p.fingerprints.iter().map(|f| f.capacity() + 24).sum::<usize>()
+                })
+                .sum::<usize>();
+        size_of::<StepRecord>() + strings + extra
+    }
+}
+
+/// The step of `ev`, which runs in process `proc`.
+pub fn step_from_event(mut ev: SemanticEvent, proc: ProcKey, prices: &PriceTable) -> StepRecord {
+    let mut tool_calls = Vec::new();
+    let mut tool_result_ids = Vec::new();
+    let mut full_prefix_hash = None;
+    let mut model = None;
+    let (mut input_tokens, mut output_tokens) = (0, 0);
+    if let Some(llm) = ev.llm.as_mut() {
+        tool_calls = std::mem::take(&mut llm.tool_calls)
+            .into_iter()
+            .take(MAX_TOOL_CALLS_PER_STEP)
+            .map(|t| RequestedTool { id: t.id, name: t.name })
+            .collect();
+        tool_result_ids = std::mem::take(&mut llm.tool_result_ids);
+        tool_result_ids.truncate(MAX_TOOL_CALLS_PER_STEP);
+        full_prefix_hash = llm.conversation_prefix_hashes.pop();
+        model = llm.response_model.take().or_else(|| llm.request_model.take());
+        input_tokens = llm.input_tokens.unwrap_or(0).max(0);
+        output_tokens = llm.output_tokens.unwrap_or(0).max(0);
+    }
+    let cost_usd = model.as_deref().map_or(0.0, |m| prices.cost(m, input_tokens, output_tokens));
+    let summary = summarize(&ev, model.as_deref(), &tool_calls);
+    let rows = ev.sql.as_ref().and_then(|s| s.rows);
+    let statement = ev.sql.as_mut().map(|s| cut(std::mem::take(&mut s.statement), MAX_STATEMENT));
+    let top_k = ev.vector.as_ref().and_then(|v| v.top_k);
+    let archive_format = ev.upload.as_mut().and_then(|u| u.archive_format.take());
+    let (bytes_out, bytes_in) = match ev.role {
+        ConnRole::Server => (ev.response_bytes, ev.request_bytes),
+        _ => (ev.request_bytes, ev.response_bytes),
+    };
+    let mut fingerprints_dropped = 0u64;
+    let mut budget = MAX_FINGERPRINTS_PER_STEP;
+    let mut pii = std::mem::take(&mut ev.pii);
+    for p in &mut pii {
+        let keep = p.fingerprints.len().min(budget);
+        fingerprints_dropped += (p.fingerprints.len() - keep) as u64;
+        p.fingerprints.truncate(keep);
+        budget -= keep;
+    }
+    let mut pii_types: Vec<String> = pii.iter().map(|p| p.pii_type.clone()).collect();
+    pii_types.sort();
+    pii_types.dedup();
+    let mut injection_rules: Vec<String> = ev.injection.iter().map(|i| i.rule.clone()).collect();
+    injection_rules.sort();
+    injection_rules.dedup();
+    let mut secret_types: Vec<String> = ev.secrets.iter().map(|s| s.secret_type.clone()).collect();
+    secret_types.sort();
+    secret_types.dedup();
+    let role = ev.role;
+    StepRecord {
+        step: ChainStep {
+            index: 0,
+            event_id: ev.event_id,
+            ts_start_ns: ev.ts_start_ns,
+            ts_end_ns: ev.ts_end_ns.max(ev.ts_start_ns),
+            kind: ev.kind,
+            protocol: ev.protocol,
+            tgid: ev.tgid,
+            comm: ev.comm,
+            node: ev.node,
+            destination: ev.host,
+            category: ev.destination_category,
+            method: ev.method,
+            tool_name: None,
+            tool_call_id: None,
+            summary,
+            model,
+            input_tokens,
+            output_tokens,
+            cost_usd,
+            rows,
+            bytes_out: bytes_out.max(0),
+            bytes_in: bytes_in.max(0),
+            pii_types,
+            injection_rules,
+            secret_types,
+            statement,
+            top_k,
+            archive_format,
+        },
+        proc,
+        role,
+        tool_calls,
+        tool_result_ids,
+        full_prefix_hash,
+        pii,
+        user_request: false,
+        stitched: false,
+        depth: 0,
+        fingerprints_dropped,
+    }
+}
+
+/// One readable line: what the step did.
+fn summarize(ev: &SemanticEvent, model: Option<&str>, tools: &[RequestedTool]) -> String {
+    let s = if let Some(sql) = &ev.sql {
+        match sql.rows {
+            Some(r) => format!("{} ({r} rows)", sql.statement.trim()),
+            None => sql.statement.trim().to_string(),
+        }
+    } else if let Some(llm) = &ev.llm {
+        let mut s = format!("{} {}", llm.operation, model.unwrap_or("?"));
+        if !tools.is_empty() {
+            s.push_str(" -> ");
+            s.push_str(&tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "));
+        }
+        s
+    } else if let Some(v) = &ev.vector {
+        format!(
+            "{} {} {}{}",
+            v.system,
+            v.operation,
+            v.collection.as_deref().unwrap_or(""),
+            v.results.map(|r| format!(" ({r} results)")).unwrap_or_default()
+        )
+    } else if let Some(u) = &ev.upload {
+        format!(
+            "upload {} ({} bytes) to {}",
+            u.filename.as_deref().unwrap_or("?"),
+            u.bytes,
+            ev.host.as_deref().unwrap_or("?")
+        )
+    } else {
+        format!(
+            "{} {}{}{}",
+            ev.method.as_deref().unwrap_or(&ev.kind),
+            ev.host.as_deref().unwrap_or(""),
+            ev.path.as_deref().unwrap_or(""),
+            ev.status.map(|s| format!(" {s}")).unwrap_or_default()
+        )
+    };
+    cut(s, MAX_SUMMARY)
+}
+
+/// `s` cut to at most `max` bytes (on a character boundary, marked with an ellipsis).
+fn cut(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut at = max;
+        while !s.is_char_boundary(at) {
+            at -= 1;
+        }
+        s.truncate(at);
+        s.push('…');
+    }
+    s
+}

@@ -1,0 +1,67 @@
+-- Seed data of the scenario's CRM database: 50 fake customers. Every name, email
+-- (example.com, RFC 2606), phone (555-01xx, fictional) and card number (public test numbers
+-- that pass Luhn) is made up.
+CREATE ROLE agent LOGIN PASSWORD 'agent-test-password';
+CREATE DATABASE crm OWNER agent;
+\connect crm
+SET ROLE agent;
+CREATE TABLE customers (
+    id          integer PRIMARY KEY,
+    full_name   text NOT NULL,
+    email       text NOT NULL,
+    phone       text NOT NULL,
+    card_number text,
+    plan        text NOT NULL,
+    churn_risk  numeric(3,2) NOT NULL
+);
+INSERT INTO customers (id, full_name, email, phone, card_number, plan, churn_risk) VALUES
+(1, 'Alice Moreau', 'alice.moreau@example.com', '+1-202-555-0100', '4111111111111111', 'free', 0.0),
+(2, 'Bruno Sato', 'bruno.sato@example.com', '+1-202-555-0101', NULL, 'pro', 0.37),
+(3, 'Chen Nasser', 'chen.nasser@example.com', '+1-202-555-0102', NULL, 'team', 0.74),
+(4, 'Dana Silva', 'dana.silva@example.com', '+1-202-555-0103', NULL, 'enterprise', 0.11),
+(5, 'Emeka Novak', 'emeka.novak@example.com', '+1-202-555-0104', NULL, 'free', 0.48),
+(6, 'Fatima Iyer', 'fatima.iyer@example.com', '+1-202-555-0105', NULL, 'pro', 0.85),
+(7, 'Goran Wang', 'goran.wang@example.com', '+1-202-555-0106', NULL, 'team', 0.22),
+(8, 'Hana Schmidt', 'hana.schmidt@example.com', '+1-202-555-0107', NULL, 'enterprise', 0.59),
+(9, 'Ivan Murphy', 'ivan.murphy@example.com', '+1-202-555-0108', NULL, 'free', 0.96),
+(10, 'Julia Kowalski', 'julia.kowalski@example.com', '+1-202-555-0109', '5555555555554444', 'pro', 0.33),
+(11, 'Kenji Tanaka', 'kenji.tanaka@example.com', '+1-202-555-0110', NULL, 'team', 0.7),
+(12, 'Lena Costa', 'lena.costa@example.com', '+1-202-555-0111', NULL, 'enterprise', 0.07),
+(13, 'Mateo Okafor', 'mateo.okafor@example.com', '+1-202-555-0112', NULL, 'free', 0.44),
+(14, 'Nadia Berg', 'nadia.berg@example.com', '+1-202-555-0113', NULL, 'pro', 0.81),
+(15, 'Omar Larsen', 'omar.larsen@example.com', '+1-202-555-0114', NULL, 'team', 0.18),
+(16, 'Priya Haddad', 'priya.haddad@example.com', '+1-202-555-0115', NULL, 'enterprise', 0.55),
+(17, 'Quinn Garcia', 'quinn.garcia@example.com', '+1-202-555-0116', NULL, 'free', 0.92),
+(18, 'Rosa Reddy', 'rosa.reddy@example.com', '+1-202-555-0117', NULL, 'pro', 0.29),
+(19, 'Sven Petrovic', 'sven.petrovic@example.com', '+1-202-555-0118', '378282246310005', 'team', 0.66),
+(20, 'Tara Rahman', 'tara.rahman@example.com', '+1-202-555-0119', NULL, 'enterprise', 0.03),
+(21, 'Umar Moreau', 'umar.moreau@example.com', '+1-202-555-0120', NULL, 'free', 0.4),
+(22, 'Vera Sato', 'vera.sato@example.com', '+1-202-555-0121', NULL, 'pro', 0.77),
+(23, 'Wei Nasser', 'wei.nasser@example.com', '+1-202-555-0122', NULL, 'team', 0.14),
+(24, 'Ximena Silva', 'ximena.silva@example.com', '+1-202-555-0123', NULL, 'enterprise', 0.51),
+(25, 'Yusuf Novak', 'yusuf.novak@example.com', '+1-202-555-0124', NULL, 'free', 0.88),
+(26, 'Alice Iyer', 'alice.iyer@example.com', '+1-202-555-0125', NULL, 'pro', 0.25),
+(27, 'Bruno Wang', 'bruno.wang@example.com', '+1-202-555-0126', NULL, 'team', 0.62),
+(28, 'Chen Schmidt', 'chen.schmidt@example.com', '+1-202-555-0127', '4012888888881881', 'enterprise', 0.99),
+(29, 'Dana Murphy', 'dana.murphy@example.com', '+1-202-555-0128', NULL, 'free', 0.36),
+(30, 'Emeka Kowalski', 'emeka.kowalski@example.com', '+1-202-555-0129', NULL, 'pro', 0.73),
+(31, 'Fatima Tanaka', 'fatima.tanaka@example.com', '+1-202-555-0130', NULL, 'team', 0.1),
+(32, 'Goran Costa', 'goran.costa@example.com', '+1-202-555-0131', NULL, 'enterprise', 0.47),
+(33, 'Hana Okafor', 'hana.okafor@example.com', '+1-202-555-0132', NULL, 'free', 0.84),
+(34, 'Ivan Berg', 'ivan.berg@example.com', '+1-202-555-0133', NULL, 'pro', 0.21),
+(35, 'Julia Larsen', 'julia.larsen@example.com', '+1-202-555-0134', NULL, 'team', 0.58),
+(36, 'Kenji Haddad', 'kenji.haddad@example.com', '+1-202-555-0135', NULL, 'enterprise', 0.95),
+(37, 'Lena Garcia', 'lena.garcia@example.com', '+1-202-555-0136', '6011111111111117', 'free', 0.32),
+(38, 'Mateo Reddy', 'mateo.reddy@example.com', '+1-202-555-0137', NULL, 'pro', 0.69),
+(39, 'Nadia Petrovic', 'nadia.petrovic@example.com', '+1-202-555-0138', NULL, 'team', 0.06),
+(40, 'Omar Rahman', 'omar.rahman@example.com', '+1-202-555-0139', NULL, 'enterprise', 0.43),
+(41, 'Priya Moreau', 'priya.moreau@example.com', '+1-202-555-0140', NULL, 'free', 0.8),
+(42, 'Quinn Sato', 'quinn.sato@example.com', '+1-202-555-0141', NULL, 'pro', 0.17),
+(43, 'Rosa Nasser', 'rosa.nasser@example.com', '+1-202-555-0142', NULL, 'team', 0.54),
+(44, 'Sven Silva', 'sven.silva@example.com', '+1-202-555-0143', NULL, 'enterprise', 0.91),
+(45, 'Tara Novak', 'tara.novak@example.com', '+1-202-555-0144', NULL, 'free', 0.28),
+(46, 'Umar Iyer', 'umar.iyer@example.com', '+1-202-555-0145', '5105105105105100', 'pro', 0.65),
+(47, 'Vera Wang', 'vera.wang@example.com', '+1-202-555-0146', NULL, 'team', 0.02),
+(48, 'Wei Schmidt', 'wei.schmidt@example.com', '+1-202-555-0147', NULL, 'enterprise', 0.39),
+(49, 'Ximena Murphy', 'ximena.murphy@example.com', '+1-202-555-0148', NULL, 'free', 0.76),
+(50, 'Yusuf Kowalski', 'yusuf.kowalski@example.com', '+1-202-555-0149', NULL, 'pro', 0.13);
