@@ -392,36 +392,10 @@ impl Default for ChainConfig {
             max_steps: 1_000,
             max_depth: 16,
             max_open_chains: 100_000,
-            prices: default_prices(),
+            prices: BTreeMap::new(),
             team_label: "namespace".into(),
         }
     }
-}
-
-/// List prices (USD per million tokens) of common models, matched by longest prefix
-/// ("gpt-4o-mini-2024-07-18" is "gpt-4o-mini"); `[chain.prices]` in the config replaces them.
-fn default_prices() -> BTreeMap<String, ModelPrice> {
-    [
-        ("gpt-4o", 2.5, 10.0),
-        ("gpt-4o-mini", 0.15, 0.6),
-        ("gpt-4.1", 2.0, 8.0),
-        ("gpt-4.1-mini", 0.4, 1.6),
-        ("gpt-4.1-nano", 0.1, 0.4),
-        ("o3", 2.0, 8.0),
-        ("o4-mini", 1.1, 4.4),
-        ("text-embedding-3-small", 0.02, 0.0),
-        ("text-embedding-3-large", 0.13, 0.0),
-        ("claude-3-5-sonnet", 3.0, 15.0),
-        ("claude-3-5-haiku", 0.8, 4.0),
-        ("claude-3-7-sonnet", 3.0, 15.0),
-        ("claude-sonnet-4", 3.0, 15.0),
-        ("claude-opus-4", 15.0, 75.0),
-        ("gemini-2.0-flash", 0.1, 0.4),
-        ("gemini-1.5-pro", 1.25, 5.0),
-    ]
-    .into_iter()
-    .map(|(m, input, output)| (m.to_string(), ModelPrice { input, output }))
-    .collect()
 }
 
 /// Policy engine (layers 4 and 5).
