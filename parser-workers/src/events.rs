@@ -331,7 +331,7 @@ fn postgres_event(e: &PgExchange, ev: &mut SemanticEvent) {
 }
 
 /// "host:port" (or "[v6]:port") split; a bare host has no port.
-fn split_host_port(h: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_host_port(h: &str) -> (&str, Option<&str>) {
     if let Some((addr, tail)) = h.strip_prefix('[').and_then(|rest| rest.split_once(']')) {
         return (addr, tail.strip_prefix(':'));
     }

@@ -200,15 +200,9 @@ impl<'a> HttpView<'a> {
     }
 }
 
-/// "host:port" or "[v6]:port" without the port.
+/// "host:port" or "[v6]:port" without the port (the event layer's split, one rule for both).
 pub fn host_without_port(h: &str) -> &str {
-    if let Some(rest) = h.strip_prefix('[') {
-        return rest.split_once(']').map_or(rest, |(addr, _)| addr);
-    }
-    match h.rsplit_once(':') {
-        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => h,
-    }
+    crate::events::split_host_port(h).0
 }
 
 fn mime_of(ct: &str) -> String {
