@@ -402,6 +402,7 @@ fn diff_loss(a: &LossCounters, b: &LossCounters) -> LossCounters {
         undecodable: a.undecodable.saturating_sub(b.undecodable),
         uprobe_attach_failures: a.uprobe_attach_failures.saturating_sub(b.uprobe_attach_failures),
         seed_events_dropped: a.seed_events_dropped.saturating_sub(b.seed_events_dropped),
+        holds_timed_out: a.holds_timed_out.saturating_sub(b.holds_timed_out),
     }
 }
 

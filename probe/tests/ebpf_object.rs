@@ -69,9 +69,16 @@ fn a_probe_dropped_while_its_consumer_is_full_still_stops() {
     let mut probe = chainwatch_probe::ebpf::Probe::start(cfg).expect("probe");
     let rx = probe.events();
     // generate more events than the channel holds, never read them
-    let mut child = std::process::Command::new("/bin/sh").args(["-c", "for i in 1 2 3 4 5; do /bin/true; done"]).spawn().unwrap();
+    let mut child = std::process::Command::new("/bin/sh").args(["-c", "sleep 0.3; for i in 1 2 3; do /bin/true; done"]).spawn().unwrap();
     probe.watch_pid(child.id()).expect("watch");
-    let _ = child.wait();
+    // the shell's children are held at exec and their exec records sit unread behind the full
+    // channel: the hold timeout must still let them run
+    let started = std::time::Instant::now();
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "held children took {:?}", started.elapsed());
+    let loss = probe.loss_counters().expect("loss counters");
+    assert!(loss.holds_timed_out >= 1, "{loss:?}");
     std::thread::sleep(std::time::Duration::from_millis(300));
     drop(probe); // must not hang on the full channel
     drop(rx);

@@ -111,6 +111,9 @@ pub struct LossCounters {
     pub uprobe_attach_failures: u64,
     /// /proc seed events dropped because the event channel was full.
     pub seed_events_dropped: u64,
+    /// Processes held at exec that were continued by the timeout, before their exec record
+    /// was handled (their SSL uprobes may attach late: early TLS plaintext can be missed).
+    pub holds_timed_out: u64,
 }
 
 /// Kernel statistics of one program.
@@ -135,6 +138,7 @@ pub(crate) struct Shared {
     pub(crate) config: ProbeConfig,
     pub(crate) undecodable: AtomicU64,
     pub(crate) channel_full: AtomicU64,
+    pub(crate) holds_timed_out: AtomicU64,
 }
 
 impl Shared {
@@ -179,6 +183,7 @@ impl Probe {
             config: config.clone(),
             undecodable: AtomicU64::new(0),
             channel_full: AtomicU64::new(0),
+            holds_timed_out: AtomicU64::new(0),
         });
         let reader = reader::spawn(shared.clone(), ring, tx.clone());
         let probe = Probe { shared, tx, events: Some(rx), reader: Some(reader) };
@@ -391,6 +396,7 @@ impl Probe {
             undecodable: self.shared.undecodable.load(Ordering::Relaxed),
             uprobe_attach_failures: k.ssl.failures,
             seed_events_dropped: self.shared.channel_full.load(Ordering::Relaxed),
+            holds_timed_out: self.shared.holds_timed_out.load(Ordering::Relaxed),
         })
     }
 

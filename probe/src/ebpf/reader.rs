@@ -242,8 +242,12 @@ impl Reader {
     }
 
     /// Hand one event to the consumer. When the channel is full this waits (the ring then fills
-    /// and the kernel counts what it refuses), but never past a stop request.
+    /// and the kernel counts what it refuses), but never past a stop request. While it waits,
+    /// processes held at exec keep being released after HOLD_TIMEOUT_NS: a slow or stuck
+    /// consumer must never leave a watched program stopped (their exec records may sit unread
+    /// in the ring behind the one being forwarded).
     fn forward(&self, mut ev: ProbeEvent) {
+        let mut last_sweep = Instant::now();
         loop {
             match self.tx.try_send(ev) {
                 Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
@@ -252,6 +256,10 @@ impl Reader {
                         return;
                     }
                     ev = back;
+                    if last_sweep.elapsed() > Duration::from_millis(200) {
+                        last_sweep = Instant::now();
+                        self.release_stale_holds();
+                    }
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
@@ -283,6 +291,8 @@ impl Reader {
             .collect();
         for t in stale {
             let _ = k.held.remove(&t);
+            self.shared.holds_timed_out.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(tgid = t, "process held at exec continued by the timeout");
             // SAFETY: kill(2) has no memory-safety preconditions.
             unsafe { libc::kill(t as i32, libc::SIGCONT) };
         }

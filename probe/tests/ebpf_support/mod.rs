@@ -11,11 +11,32 @@ use chainwatch_probe::events::{ConnectionEvent, ConnectionEventKind, Direction, 
 
 pub const PYTHON: &str = "/usr/bin/python3";
 
-/// These tests load real eBPF programs: say so loudly when not root.
+/// These tests load real eBPF programs: say so loudly when not root. Also arms the binary's
+/// watchdog.
 pub fn require_root() {
+    arm_watchdog();
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(euid, 0, "the eBPF tests load kernel programs and must run as root (euid is {euid})");
+}
+
+/// A whole eBPF test binary gets this long. These tests stop and continue real processes and
+/// join kernel-facing threads: a bug there hangs rather than fails, and one hung test must
+/// fail CI with its name instead of eating CI's time limit.
+const BINARY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
+
+fn arm_watchdog() {
+    static ARMED: std::sync::Once = std::sync::Once::new();
+    ARMED.call_once(|| {
+        std::thread::spawn(|| {
+            std::thread::sleep(BINARY_DEADLINE);
+            eprintln!(
+                "eBPF test binary still running after {} s: a test hangs (the harness named it above); aborting",
+                BINARY_DEADLINE.as_secs()
+            );
+            std::process::abort();
+        });
+    });
 }
 
 /// A server process that prints its port on the first stdout line; killed on drop.
