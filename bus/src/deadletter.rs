@@ -39,7 +39,10 @@ impl DeadLetter {
         out.headers.push((STAGE.into(), self.stage.as_bytes().to_vec()));
         self.producer.publish(out).await?;
         self.sent.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, reason, "dead-lettered");
+        // The key is the connection id (raw segments), the chain id (chains) or the agent key: the
+        // id an operator searches for.
+        let key = record.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+        tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, %key, reason, "dead-lettered");
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chainwatch_config::KafkaConfig;
+use chainwatch_config::{AssignmentStrategy, KafkaConfig};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -20,7 +20,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as KHeader, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
-use rdkafka::{ClientContext, Timestamp};
+use rdkafka::{ClientContext, Offset, Timestamp};
 
 use crate::{Bus, BusError, Consumer, Delivered, OutRecord, Pending, Producer, Record};
 
@@ -139,11 +139,19 @@ impl Bus for KafkaBus {
 
     async fn consumer(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Consumer>, BusError> {
         let mut c = client_config(&self.cfg);
+        // A consumer of several topics joins them by key (the chain builder: semantic and
+        // process events, both keyed by node): it must own the same partition numbers of each,
+        // which only the range assignor guarantees. One-topic groups use the configured one.
+        let strategy = if topics.len() > 1 {
+            AssignmentStrategy::Range.librdkafka_name()
+        } else {
+            self.cfg.assignment_strategy.librdkafka_name()
+        };
         c.set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("partition.assignment.strategy", self.cfg.assignment_strategy.librdkafka_name())
+            .set("partition.assignment.strategy", strategy)
             .set("session.timeout.ms", self.cfg.session_timeout_ms.to_string())
             .set("heartbeat.interval.ms", self.cfg.heartbeat_interval_ms.to_string())
             .set("fetch.wait.max.ms", "100");
@@ -236,6 +244,20 @@ struct KafkaConsumer {
     marked: bool,
 }
 
+/// The (low, high) watermarks librdkafka last saw for a partition (from fetch responses; no
+/// broker round trip, unlike `fetch_watermarks`), or None before the first fetch. rdkafka 0.39
+/// does not wrap `rd_kafka_get_watermark_offsets`.
+fn cached_watermarks<C: rdkafka::consumer::ConsumerContext>(c: &StreamConsumer<C>, topic: &str, partition: i32) -> Option<(i64, i64)> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client handle lives as long as `c`; the topic is a valid NUL-terminated string
+    // for the duration of the call; low and high are valid, writable i64s.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(c.client().native_ptr(), topic.as_ptr(), partition, &mut low, &mut high)
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some((low.max(0), high))
+}
+
 #[async_trait]
 impl Consumer for KafkaConsumer {
     async fn poll(&mut self, timeout: Duration) -> Result<Option<Record>, BusError> {
@@ -302,6 +324,24 @@ impl Consumer for KafkaConsumer {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn lag(&self) -> Vec<(String, i32, u64)> {
+        let Ok(positions) = self.inner.position() else { return Vec::new() };
+        positions
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                let (low, high) = cached_watermarks(&self.inner, e.topic(), e.partition())?;
+                // Nothing consumed from it yet: everything from the start counts (an
+                // approximation when the group resumes from a committed offset).
+                let pos = match e.offset() {
+                    Offset::Offset(pos) => pos,
+                    _ => low,
+                };
+                Some((e.topic().to_string(), e.partition(), u64::try_from(high - pos).unwrap_or(0)))
+            })
+            .collect()
     }
 
     fn assignment(&self) -> Vec<(String, i32)> {

@@ -74,6 +74,10 @@ pub trait Consumer: Send {
     async fn commit(&mut self) -> Result<(), BusError>;
     /// The (topic, partition) pairs this member owns now.
     fn assignment(&self) -> Vec<(String, i32)>;
+    /// Per owned partition: (topic, partition, records not yet consumed by this member), i.e.
+    /// the partition's end offset minus this member's position. Kafka: from the watermarks of
+    /// the last fetch (no broker round trip); partitions without a known position are left out.
+    fn lag(&self) -> Vec<(String, i32, u64)>;
     /// Commit what was marked, then leave the group (its partitions go to the others).
     async fn close(self: Box<Self>) -> Result<(), BusError>;
 }

@@ -2,8 +2,8 @@
 //!
 //! - Topics have partitions; a key always lands on `partition_for(key)`, so per-key order holds.
 //! - Consumer groups: each partition is owned by one member; members joining or leaving
-//!   rebalance (round-robin over the sorted partitions, sticky positions for partitions a member
-//!   keeps); a new owner resumes from the group's committed offset (at least once).
+//!   rebalance (partition p of each topic to the (p mod n)-th subscribed member, so topics keyed
+//!   alike are co-partitioned; sticky positions for partitions a member keeps); a new owner resumes from the group's committed offset (at least once).
 //! - Bounded: a partition keeps at most `max_records_per_partition` records and
 //!   `max_bytes_per_partition` bytes. When a partition is full, records every group reading the
 //!   topic has committed past are dropped; if none can be, publishers wait (back-pressure),
@@ -111,16 +111,17 @@ impl State {
         let Some(group) = self.groups.get_mut(group_name) else { return };
         let mut assignment: HashMap<u64, Vec<TopicPartition>> =
             group.members.keys().map(|m| (*m, Vec::new())).collect();
-        // Round-robin over the members subscribed to each partition's topic.
-        let mut turn = 0usize;
+        // Per topic, partition p goes to the (p mod n)-th of the n members subscribed to it, in
+        // member order: topics with the same partition count and the same subscribers are
+        // co-partitioned (a member owns the same partition numbers of each), so a consumer of
+        // several topics keyed alike sees every record of its keys (as Kafka's range assignor).
         for tp in all {
             let eligible: Vec<u64> =
                 group.members.iter().filter(|(_, topics)| topics.contains(&tp.0)).map(|(m, _)| *m).collect();
             if eligible.is_empty() {
                 continue;
             }
-            let member = eligible[turn % eligible.len()];
-            turn += 1;
+            let member = eligible[tp.1 as usize % eligible.len()];
             assignment.entry(member).or_default().push(tp);
         }
         group.assignment = assignment;
@@ -474,6 +475,19 @@ impl Consumer for MemoryConsumer {
         }
         self.shared.changed.notify_waiters();
         Ok(())
+    }
+
+    fn lag(&self) -> Vec<(String, i32, u64)> {
+        let st = self.shared.lock();
+        self.assigned
+            .iter()
+            .filter_map(|tp| {
+                let log = st.topics.get(&tp.0)?.partitions.get(tp.1 as usize)?;
+                let end = log.base + log.records.len() as i64;
+                let pos = self.positions.get(tp).copied().unwrap_or(log.base).max(log.base);
+                Some((tp.0.clone(), tp.1, u64::try_from(end - pos).unwrap_or(0)))
+            })
+            .collect()
     }
 
     fn assignment(&self) -> Vec<(String, i32)> {

@@ -31,6 +31,18 @@ use crate::stitching::{ClientSide, HandlingWindow, ServerSide, TupleIndex, Tuple
 use crate::watermark::Watermark;
 
 const NS_PER_SEC: i64 = 1_000_000_000;
+/// The time an event counts at: its end (or start, if later).
+fn event_time(ev: &SemanticEvent) -> i64 {
+    ev.ts_end_ns.max(ev.ts_start_ns)
+}
+
+/// How long (event time) an event of a not yet described process waits for the process's
+/// fork/exec/seed record (at most the allowed lateness). Process and semantic events come on two
+/// topics, and a consumer's order across topics is not guaranteed: without the wait, a `curl`
+/// whose upload is read before its fork would become an agent of its own.
+const PROCESS_WAIT_NS: i64 = NS_PER_SEC;
+/// Events waiting for their process, at most (past it they join at once, counted).
+pub const MAX_WAITING_EVENTS: usize = 65_536;
 /// Processes remembered per builder (live ones; exited ones leave after a grace period).
 pub const MAX_PROCESSES: usize = 262_144;
 /// A process with no exit seen and no event for this long (or 10 idle gaps) is forgotten.
@@ -70,6 +82,12 @@ pub struct BuilderStats {
     /// Events that are not actions of the agent (database session setup and teardown,
     /// transaction control): counted, not steps.
     pub bookkeeping_events: u64,
+    /// Events of a process the tree had no fork/exec/seed for yet, held until it came.
+    pub waited_for_process: u64,
+    /// Of those, released after the wait without their process (joined as their own agent's).
+    pub process_never_seen: u64,
+    /// Events not held because MAX_WAITING_EVENTS were already waiting.
+    pub wait_cap_hits: u64,
 }
 
 /// Statements that only frame a transaction or a session; the work is in the statements
@@ -146,6 +164,13 @@ pub struct ChainBuilder {
     ledger: CostLedger,
     stats: BuilderStats,
     last_sweep_ns: i64,
+    /// Events waiting for their process's record, by process (in arrival order).
+    waiting: FastMap<ProcKey, Vec<SemanticEvent>>,
+    waiting_events: usize,
+    process_wait_ns: i64,
+    /// Nodes that sent process records: only there is an undescribed process worth waiting for
+    /// (a pcap replay has none).
+    nodes_with_processes: Vec<bool>,
 }
 
 impl ChainBuilder {
@@ -177,6 +202,10 @@ impl ChainBuilder {
             ledger: CostLedger::default(),
             stats: BuilderStats::default(),
             last_sweep_ns: i64::MIN,
+            waiting: FastMap::default(),
+            waiting_events: 0,
+            nodes_with_processes: Vec::new(),
+            process_wait_ns: PROCESS_WAIT_NS.min(i64::try_from(cfg.allowed_lateness_secs).unwrap_or(0).saturating_mul(NS_PER_SEC)),
         }
     }
 
@@ -232,12 +261,55 @@ impl ChainBuilder {
         let node = self.nodes.intern(&ev.node);
         self.tree.apply(node, ev);
         self.watermark.observe(ev.ts_ns);
+        if self.nodes_with_processes.len() <= node as usize {
+            self.nodes_with_processes.resize(node as usize + 1, false);
+        }
+        self.nodes_with_processes[node as usize] = true;
+        let key = ProcKey { node, tgid: ev.tgid, start_ns: ev.process_start_ns };
+        if let Some(events) = self.waiting.remove(&key) {
+            self.waiting_events -= events.len();
+            for e in events {
+                self.join_event(e);
+            }
+        }
+    }
+
+    /// Events waiting for their process's record.
+    pub fn waiting_events(&self) -> usize {
+        self.waiting_events
+    }
+
+    /// Join the waiting events whose wait ended by `now_ns` (event time), oldest process first.
+    fn release_waiting(&mut self, now_ns: i64) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let mut due: Vec<(i64, ProcKey)> = self
+            .waiting
+            .iter()
+            .filter_map(|(k, evs)| {
+                let first = evs.first().map_or(i64::MIN, event_time);
+                (first.saturating_add(self.process_wait_ns) <= now_ns).then_some((first, *k))
+            })
+            .collect();
+        due.sort_unstable();
+        for (_, k) in due {
+            if let Some(events) = self.waiting.remove(&k) {
+                self.waiting_events -= events.len();
+                self.stats.process_never_seen += events.len() as u64;
+                for e in events {
+                    self.join_event(e);
+                }
+            }
+        }
     }
 
     /// Move the watermark to `clock_ns - allowed lateness` (or the newest event's) and close
     /// the chains whose idle gap it passed. Returns the closings (final versions, and chains
     /// closed early by caps); upserts of chains still open come from `take_updates`.
     pub fn advance_watermark(&mut self, clock_ns: i64) -> Vec<Chain> {
+        self.release_waiting(clock_ns.max(self.watermark.max_event_ns()));
+        self.take_dirty();
         let w = self.watermark.advance(clock_ns);
         self.expire(w);
         std::mem::take(&mut self.out)
@@ -245,6 +317,7 @@ impl ChainBuilder {
 
     /// End of input: close every chain. Returns the final versions.
     pub fn finish(&mut self) -> Vec<Chain> {
+        self.release_waiting(i64::MAX);
         let w = self.watermark.finish();
         self.expire(w);
         self.take_updates()
@@ -253,17 +326,47 @@ impl ChainBuilder {
     /// The upserts collected since the last call (one per changed chain) and the chains closed
     /// by caps meanwhile. Chains held for stitching are not published until released.
     pub fn take_updates(&mut self) -> Vec<Chain> {
+        self.take_dirty();
+        std::mem::take(&mut self.out)
+    }
+
+    /// Publish every changed chain into `out`.
+    fn take_dirty(&mut self) {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         dirty.dedup();
         for h in dirty {
             self.publish(h);
         }
-        std::mem::take(&mut self.out)
     }
 
-    /// Join one event without publishing (see `take_updates`).
-    pub fn ingest_event(&mut self, mut ev: SemanticEvent) {
+    /// Join one event without publishing (see `take_updates`). On a node that sends process
+    /// records, an event of a process the tree has no record of yet waits for it
+    /// (PROCESS_WAIT_NS of event time at most), and so do the later events of that process, to
+    /// keep their order.
+    pub fn ingest_event(&mut self, ev: SemanticEvent) {
+        if self.process_wait_ns > 0 {
+            let node = self.nodes.intern(&ev.node);
+            let proc = ProcKey { node, tgid: ev.tgid, start_ns: ev.process_start_ns };
+            let feed = self.nodes_with_processes.get(node as usize).copied().unwrap_or(false);
+            if self.waiting.contains_key(&proc) || (feed && !self.tree.is_described(&proc)) {
+                if self.waiting_events < MAX_WAITING_EVENTS {
+                    self.stats.waited_for_process += 1;
+                    self.waiting_events += 1;
+                    self.watermark.observe(event_time(&ev));
+                    self.waiting.entry(proc).or_default().push(ev);
+                    self.release_waiting(self.watermark.max_event_ns());
+                    return;
+                }
+                self.stats.wait_cap_hits += 1;
+            }
+        }
+        self.join_event(ev);
+        self.release_waiting(self.watermark.max_event_ns());
+    }
+
+    /// Join one event now.
+    fn join_event(&mut self, mut ev: SemanticEvent) {
         self.stats.semantic_events += 1;
         if is_bookkeeping(&ev) {
             self.stats.bookkeeping_events += 1;

@@ -136,6 +136,12 @@ impl ProcessTree {
         }
     }
 
+    /// Whether a fork, exec or seed record described `key` (its parent or image is known); a
+    /// process only seen through its semantic events is not described.
+    pub fn is_described(&self, key: &ProcKey) -> bool {
+        self.procs.get(key).is_some_and(|i| i.parent.is_some() || !i.exe.is_empty())
+    }
+
     /// Note that `key` made an LLM call (it becomes an agent root) or served a request.
     pub fn mark(&mut self, key: ProcKey, comm: &str, llm_caller: bool, server: bool, ts_ns: i64) {
         if let Some(info) = self.entry(key) {

@@ -100,6 +100,11 @@ impl ChainWorker {
         })
     }
 
+    /// Records not yet consumed, per owned (topic, partition).
+    pub fn lag(&self) -> Vec<(String, i32, u64)> {
+        self.consumer.lag()
+    }
+
     pub fn stats(&self) -> ChainWorkerStats {
         self.stats
     }

@@ -251,3 +251,49 @@ fn cost_comes_from_the_price_table_per_step_chain_agent_and_team() {
     let (chains, _) = run(&no_prices, &seed_processes(), seed_events(false));
     assert_eq!(chains[0].cost_usd, 0.0);
 }
+
+/// The seed scenario with the curl's process records held back: the builder after every
+/// semantic event, the upserts so far, and the held-back records.
+fn seed_without_the_curl_records() -> (ChainBuilder, Vec<Chain>, Vec<chainwatch_schemas::ProcessEvent>) {
+    let (late, early): (Vec<_>, Vec<_>) = seed_processes().into_iter().partition(|p| p.tgid == CURL.tgid);
+    let mut b = ChainBuilder::new(&ChainConfig::default());
+    for p in &early {
+        b.push_process(p);
+    }
+    let mut all = Vec::new();
+    for e in seed_events(true) {
+        all.extend(b.push_event(e));
+    }
+    assert_eq!(b.waiting_events(), 1, "the upload waits for its process");
+    (b, all, late)
+}
+
+#[test]
+fn a_child_whose_events_arrive_before_its_fork_still_joins_its_agent() {
+    // Two topics, no order between them: the curl's upload is read before its fork and exec.
+    let (mut b, mut all, late) = seed_without_the_curl_records();
+    for p in &late {
+        b.push_process(p);
+    }
+    assert_eq!(b.waiting_events(), 0);
+    all.extend(b.finish());
+    let chains = finals(all);
+    assert_eq!(chains.len(), 1, "{chains:#?}");
+    assert_eq!(kinds(&chains[0]), ["llm_call", "sql", "vector_query", "llm_call", "saas_call", "saas_call", "upload"]);
+    assert_eq!(chains[0].agent.tgid, AGENT.tgid);
+    assert_eq!(b.stats().waited_for_process, 1);
+    assert_eq!(b.stats().process_never_seen, 0);
+}
+
+#[test]
+fn an_event_whose_process_never_comes_joins_after_the_wait() {
+    let (mut b, mut all, _) = seed_without_the_curl_records();
+    // a second later (event time), it joins as its own agent's: counted, not lost
+    let upload_end = seed_events(true).iter().map(|e| e.ts_end_ns).max().unwrap_or_default();
+    all.extend(b.advance_watermark(upload_end + 2_000_000_000));
+    assert_eq!(b.waiting_events(), 0);
+    all.extend(b.finish());
+    let chains = finals(all);
+    assert_eq!(chains.len(), 2, "the python agent's chain and the curl's own: {chains:#?}");
+    assert_eq!(b.stats().process_never_seen, 1);
+}

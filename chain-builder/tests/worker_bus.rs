@@ -101,3 +101,62 @@ async fn a_restarted_member_resumes_from_the_committed_offset() {
     assert_eq!(w.stats().records, 13 - 6, "resumed from the committed offset");
     w.close().await.unwrap();
 }
+
+/// The seed agent again on `node` (its processes and events renamed).
+async fn publish_seed_on(bus: &MemoryBus, node: &str) {
+    let producer = bus.producer().unwrap();
+    for mut p in seed_processes() {
+        p.node = node.to_string();
+        producer.publish(OutRecord::new("cw.proc.events", p.bus_key(), p.encode().unwrap())).await.unwrap();
+    }
+    for mut e in seed_events(true) {
+        e.conn_id = e.conn_id.replacen(&e.node, node, 1);
+        e.event_id = format!("{node}-{}", e.event_id);
+        e.node = node.to_string();
+        producer.publish(OutRecord::new("cw.semantic.events", e.node.clone(), e.encode().unwrap())).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn two_members_split_the_nodes_and_each_builds_whole_chains() {
+    let bus = bus();
+    // two nodes whose records land on different partitions, so each member gets one
+    let other = (b'b'..=b'z')
+        .map(|c| format!("node-{}", c as char))
+        .find(|n| chainwatch_bus::partitioner::partition_for(n.as_bytes(), 2) != chainwatch_bus::partitioner::partition_for(b"node-a", 2))
+        .expect("a node on the other partition");
+    publish_seed_on(&bus, "node-a").await;
+    publish_seed_on(&bus, &other).await;
+    let cfg = ChainwatchConfig::default();
+    let mut a = ChainWorker::join(&bus, ChainBuilder::new(&cfg.chain), worker_config()).await.unwrap();
+    let mut b = ChainWorker::join(&bus, ChainBuilder::new(&cfg.chain), worker_config()).await.unwrap();
+    loop {
+        let busy_a = a.step().await.unwrap();
+        let busy_b = b.step().await.unwrap();
+        if !busy_a && !busy_b {
+            break;
+        }
+    }
+    let (sa, sb) = (a.stats(), b.stats());
+    assert_eq!((sa.process_events + sb.process_events, sa.semantic_events + sb.semantic_events), (10, 14));
+    assert!(sa.records > 0 && sb.records > 0, "both members work: {} / {}", sa.records, sb.records);
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+
+    let mut latest: std::collections::BTreeMap<String, Chain> = std::collections::BTreeMap::new();
+    for r in drain(&bus, "cw.chains", "check").await {
+        let c = Chain::decode(&r.value).unwrap();
+        if latest.get(&c.chain_id).is_none_or(|l| l.version < c.version) {
+            latest.insert(c.chain_id.clone(), c);
+        }
+    }
+    let mut nodes: Vec<&str> = latest.values().map(|c| c.agent.node.as_str()).collect();
+    nodes.sort();
+    assert_eq!(nodes, vec!["node-a", other.as_str()], "one chain per node: {latest:#?}");
+    for c in latest.values() {
+        // the gzip and curl children's steps join their parent's chain only when the member
+        // that owns the node's semantic events also saw its process events
+        assert_eq!(c.steps.len(), 7, "{}: {:#?}", c.agent.node, c.steps);
+        assert!(!c.pii_flows.is_empty(), "{}: the PII flow to the upload", c.agent.node);
+    }
+}

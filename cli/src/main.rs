@@ -11,6 +11,7 @@ mod probe_cmd;
 mod report;
 mod run_cmd;
 mod sql_cmd;
+mod stage_feed;
 mod worker_cmd;
 
 use std::path::PathBuf;
@@ -63,6 +64,10 @@ pub enum Command {
         /// Evaluate the JSON chains `chainwatch chain` prints (`-` for stdin), offline.
         #[arg(long, value_name = "FILE")]
         chains: Option<PathBuf>,
+        /// With --chains: ocsf (the OCSF Detection Finding JSON of cw.violations) or internal
+        /// (chainwatch's Violation records).
+        #[arg(long, default_value = "ocsf")]
+        format: String,
     },
     /// All stages in one process on the embedded bus; with a command, watch just that command.
     Run {

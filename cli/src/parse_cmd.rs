@@ -19,8 +19,10 @@ use chainwatch_parser_workers::worker::{ParserWorker, WorkerConfig};
 use chainwatch_probe::pcap::records::{PCAP_NODE, PcapRecord, PcapRecordMapper};
 use chainwatch_probe::pcap::{PcapConfig, PcapReader};
 use chainwatch_schemas::JsonRecord;
+use chainwatch_telemetry::Meter;
 
-use crate::worker_cmd::run_until_ctrl_c;
+use crate::stage_feed::{CountingHook, FsmErrors};
+use crate::worker_cmd::{parser_metrics, run_until_ctrl_c_with};
 
 
 pub fn run(cfg: &ChainwatchConfig, pcap: Option<&Path>, input: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -57,13 +59,16 @@ fn run_worker(cfg: &ChainwatchConfig) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    let fsm_errors = FsmErrors::default();
+    let hook = CountingHook { inner: SemanticsHook::new(&cfg.parser), errors: fsm_errors.clone() };
     let join = async |bus: &dyn Bus| {
         Ok(ParserWorker::join(bus, &cfg.parser, WorkerConfig::from_config(cfg))
             .await
             .context("joining the parser consumer group")?
-            .with_hook(Box::new(SemanticsHook::new(&cfg.parser))))
+            .with_hook(Box::new(hook)))
     };
-    rt.block_on(run_until_ctrl_c(cfg, "parse", join, |s| {
+    let metrics = move |meter: &Meter| parser_metrics(meter, fsm_errors);
+    rt.block_on(run_until_ctrl_c_with(cfg, "parse", join, metrics, |s| {
         format!(
             "{} records, {} events, {} dead letters, {} commits",
             s.records, s.events_published, s.dead_letters, s.commits
@@ -83,9 +88,13 @@ fn write_events(exchanges: &[ParsedExchange], hook: &mut dyn ExchangeHook, out: 
 
 fn parse_pcap(path: &Path, table: &mut ConnectionTable, hook: &mut dyn ExchangeHook, out: &mut impl Write) -> anyhow::Result<()> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut reader = PcapReader::new(file, &path.display().to_string(), PcapConfig::default())
+    // A progress bar over the file's bytes on a terminal; hidden (prints nothing) when piped.
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = chainwatch_telemetry::progress::bytes_progress(size, "parsing capture");
+    let mut reader = PcapReader::new(bar.wrap_read(file), &path.display().to_string(), PcapConfig::default())
         .with_context(|| format!("reading {}", path.display()))?;
     let mut mapper = PcapRecordMapper::new(PCAP_NODE);
+    let (mut events, mut shown) = (0u64, 0u64);
     for event in reader.by_ref() {
         let event = event.with_context(|| format!("reading {}", path.display()))?;
         for record in mapper.map(&event) {
@@ -93,9 +102,15 @@ fn parse_pcap(path: &Path, table: &mut ConnectionTable, hook: &mut dyn ExchangeH
                 PcapRecord::Segment(s) => table.on_segment(s),
                 PcapRecord::Connection(c) => table.on_connection_event(c),
             };
+            events += exchanges.len() as u64;
             write_events(&exchanges, hook, out)?;
         }
+        if events >= shown + 256 {
+            shown = events;
+            bar.set_message(format!("{events} events"));
+        }
     }
+    bar.finish_and_clear();
     Ok(())
 }
 

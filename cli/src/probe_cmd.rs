@@ -14,6 +14,9 @@ use chainwatch_probe::ebpf::{Probe, ProbeConfig};
 use chainwatch_probe::records::{RecordMapper, bus_key};
 use chainwatch_probe::selectors::Selector;
 use chainwatch_schemas::{AvroRecord, JsonRecord};
+use chainwatch_telemetry::Telemetry;
+
+use crate::stage_feed::ProbeFeed;
 
 /// The probe's settings from the configuration.
 pub(crate) fn probe_config(cfg: &ChainwatchConfig) -> anyhow::Result<ProbeConfig> {
@@ -76,9 +79,11 @@ pub fn capture(cfg: &ChainwatchConfig, pid: Option<u32>, cmd: &[String]) -> anyh
 
 /// `chainwatch probe`: watch what the configuration selects and publish RawSegment and
 /// ConnectionEvent records to cw.raw.segments (key: connection id) and ProcessEvent records to
-/// cw.proc.events (key: node/tgid), until interrupted. At most `probe.max_pending_events`
+/// cw.proc.events (key: node), until interrupted. At most `probe.max_pending_events`
 /// records wait for the bus's acknowledgement; beyond that the probe waits (and the kernel
-/// counts what its ring buffer cannot hold), so memory stays bounded.
+/// counts what its ring buffer cannot hold), so memory stays bounded. With `[metrics]` set the
+/// probe's metric set is published every second; on a terminal a status line shows records/s,
+/// losses (nothing extra when stderr is piped).
 pub fn publish(cfg: &ChainwatchConfig) -> anyhow::Result<ExitCode> {
     let config = probe_config(cfg)?;
     if config.selectors.is_empty() {
@@ -89,15 +94,23 @@ pub fn publish(cfg: &ChainwatchConfig) -> anyhow::Result<ExitCode> {
     let node = config.node.clone();
     let cfg = cfg.clone();
     runtime()?.block_on(async move {
+        let telemetry = Telemetry::from_config(&cfg.metrics, "chainwatch-probe").context("config section [metrics]")?;
         let mut out = BoundedPublisher::connect(&cfg).await?;
         let mut probe = Probe::start(config).context("starting the probe (needs root, or CAP_BPF + CAP_PERFMON)")?;
+        let mut feed = ProbeFeed::start(telemetry.as_ref())?;
         let mut events = probe.events().context("the probe's event stream was already taken")?;
         let mut mapper = RecordMapper::new(node);
         let stop = tokio::signal::ctrl_c();
         tokio::pin!(stop);
+        // Also when idle: losses keep counting while nothing arrives.
+        let mut tick = tokio::time::interval(crate::stage_feed::PUBLISH_EVERY);
         loop {
             let event = tokio::select! {
                 e = events.recv() => match e { Some(e) => e, None => break },
+                _ = tick.tick() => {
+                    feed.publish(probe.loss_counters().ok().as_ref(), mapper.stats(), None);
+                    continue;
+                }
                 _ = &mut stop => break,
             };
             let record = mapper.map(&event);
@@ -106,8 +119,12 @@ pub fn publish(cfg: &ChainwatchConfig) -> anyhow::Result<ExitCode> {
                 _ => cfg.topics.raw_segments.as_str(),
             };
             out.publish(topic, &record).await?;
+            feed.on_record(&record);
         }
         let waits = out.finish().await?;
+        feed.publish(probe.loss_counters().ok().as_ref(), mapper.stats(), None);
+        drop(feed);
+        shutdown_metrics(telemetry, "probe").await;
         eprintln!(
             "chainwatch probe: {} records, {waits} back-pressure waits, loss {:?}",
             mapper.stats().records,
@@ -146,6 +163,16 @@ pub fn publish_pcap(cfg: &ChainwatchConfig, file: &std::path::Path) -> anyhow::R
         eprintln!("chainwatch probe --pcap: {published} records from {name}; {:?}", reader.stats());
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
     })
+}
+
+/// Push the last metric values and stop the exporters (blocking HTTP, off the runtime's threads).
+pub(crate) async fn shutdown_metrics(telemetry: Option<Telemetry>, command: &str) {
+    let Some(t) = telemetry else { return };
+    match tokio::task::spawn_blocking(move || t.shutdown()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("chainwatch {command}: metrics: {e}"),
+        Err(e) => eprintln!("chainwatch {command}: metrics: {e}"),
+    }
 }
 
 /// Publishes records keyed as `bus_key` says, with at most `probe.max_pending_events` of them

@@ -43,6 +43,23 @@ fn config_prints_the_effective_configuration() {
 }
 
 #[test]
+fn config_never_prints_a_secret() {
+    let secrets = [
+        ("CHAINWATCH__POLICY__WEBHOOK__BEARER_TOKEN", "webhook-token-9f3a"),
+        ("CHAINWATCH__SQL__BEARER_TOKEN", "sql-token-77b1"),
+        ("CHAINWATCH__KAFKA__SASL_PASSWORD", "sasl-pass-1c2d"),
+        ("CHAINWATCH__PARSER__FINGERPRINT_KEY", "fingerprint-key-5e6f"),
+    ];
+    let out = chainwatch().envs(secrets).arg("config").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for (_, secret) in secrets {
+        assert!(!text.contains(secret), "{secret} printed:\n{text}");
+    }
+    assert!(text.contains("bearer_token = \"<set>\""), "set secrets show as <set>: {text}");
+}
+
+#[test]
 fn topics_are_created_on_a_real_broker() {
     let broker = chainwatch_testkit::TansuBroker::start();
     let out = chainwatch()

@@ -78,7 +78,8 @@ fn probe_publishes_watched_processes_to_the_broker() {
         .iter()
         .find(|(_, p)| p.kind == ProcessEventKind::Exec && p.comm == "cwpubagent")
         .unwrap_or_else(|| panic!("no exec of the agent among {} process events; probe said: {stderr}", procs.len()));
-    assert_eq!(exec.0, format!("test-node/{}", exec.1.tgid));
+    // keyed by node, like semantic events: the chain builder joins the two topics
+    assert_eq!(exec.0, "test-node");
     assert!(procs.iter().all(|(_, p)| p.comm == "cwpubagent"), "only the watched process is published");
     let (key, connect) = conns.iter().find(|(_, c)| c.tgid == exec.1.tgid).expect("the agent's connection");
     assert_eq!(key, &connect.conn_id);

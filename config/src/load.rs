@@ -115,6 +115,19 @@ mod tests {
     }
 
     #[test]
+    fn webhook_keys_load_and_are_checked() {
+        let cfg = load_from_str("[policy.webhook]\nurl = \"http://127.0.0.1:9/hook\"\nmax_retries = 2\n").unwrap();
+        assert_eq!(cfg.policy.webhook.url.as_deref(), Some("http://127.0.0.1:9/hook"));
+        assert_eq!((cfg.policy.webhook.max_retries, cfg.policy.webhook.queue_capacity), (2, 10_000));
+        assert!(load_from_str("[policy.webhook]\nurl = \"https://siem.example.com/x\"\n").is_ok());
+        let err = load_from_str("[policy.webhook]\nurl = \"ftp://siem.example.com/x\"\n").unwrap_err().to_string();
+        assert!(err.contains("policy.webhook.url"), "{err}");
+        let err = load_from_str("[policy.webhook]\nqueue_capacity = 0\n").unwrap_err().to_string();
+        assert!(err.contains("policy.webhook.queue_capacity"), "{err}");
+        assert_eq!(load_from_str("").unwrap().storage.compaction_interval_secs, 3_600);
+    }
+
+    #[test]
     fn missing_file_is_named() {
         let err = load(Some(Path::new("/nonexistent/chainwatch.toml"))).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/chainwatch.toml"), "{err}");

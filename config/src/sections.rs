@@ -54,6 +54,19 @@ impl ChainwatchConfig {
         if !(self.policy.routine_sample_rate > 0.0 && self.policy.routine_sample_rate <= 1.0) {
             return Err(bad("policy.routine_sample_rate", "must be in (0, 1]"));
         }
+        let webhook = &self.policy.webhook;
+        if let Some(url) = &webhook.url
+            && !url.starts_with("http://")
+            && !url.starts_with("https://")
+        {
+            return Err(bad("policy.webhook.url", "must be an http:// or https:// URL"));
+        }
+        if webhook.timeout_ms == 0 {
+            return Err(bad("policy.webhook.timeout_ms", "must be at least 1"));
+        }
+        if webhook.queue_capacity == 0 {
+            return Err(bad("policy.webhook.queue_capacity", "must be at least 1"));
+        }
         Ok(())
     }
 }
@@ -410,8 +423,8 @@ pub struct PolicyConfig {
     /// Chains evaluated together in one micro-batch.
     pub batch_size: usize,
     pub batch_interval_ms: u64,
-    /// Optional webhook that receives every violation as JSON.
-    pub webhook_url: Option<String>,
+    /// Optional webhook that receives every violation's OCSF JSON.
+    pub webhook: WebhookConfig,
     /// Share of routine chains stored in full (1 in 100 by default).
     pub routine_sample_rate: f64,
 }
@@ -424,8 +437,42 @@ impl Default for PolicyConfig {
             reference_dir: None,
             batch_size: 1_000,
             batch_interval_ms: 500,
-            webhook_url: None,
+            webhook: WebhookConfig::default(),
             routine_sample_rate: 0.01,
+        }
+    }
+}
+
+/// The violation webhook: an HTTP POST of each violation's OCSF JSON, off the bus path.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// URL the violations are POSTed to (http:// or https://); unset = no webhook.
+    pub url: Option<String>,
+    /// PEM file of a CA to trust for an https:// URL, besides the system's; unset = system only.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Bearer token sent as `Authorization: Bearer ...` (better from the environment).
+    pub bearer_token: Option<String>,
+    /// Timeout of one POST, ms.
+    pub timeout_ms: u64,
+    /// Violations waiting to be posted; when full, new ones are dropped and counted.
+    pub queue_capacity: usize,
+    /// Retries of a POST after a 5xx answer or a connection error (4xx is never retried).
+    pub max_retries: u32,
+    /// Wait before the first retry, ms; doubled for each further retry.
+    pub retry_backoff_ms: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            url: None,
+            ca_file: None,
+            bearer_token: None,
+            timeout_ms: 5_000,
+            queue_capacity: 10_000,
+            max_retries: 5,
+            retry_backoff_ms: 500,
         }
     }
 }
@@ -435,11 +482,14 @@ impl Default for PolicyConfig {
 pub struct StorageConfig {
     /// Chain tables and violations (Parquet, partitioned by day) for `chainwatch sql`.
     pub data_dir: PathBuf,
+    /// How often a long-running writer (`chainwatch run`) merges the part files of closed
+    /// (earlier) days, in seconds; 0 = never.
+    pub compaction_interval_secs: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: PathBuf::from("chainwatch-data") }
+        StorageConfig { data_dir: PathBuf::from("chainwatch-data"), compaction_interval_secs: 3_600 }
     }
 }
 

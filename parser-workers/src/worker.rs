@@ -111,6 +111,11 @@ impl ParserWorker {
         self
     }
 
+    /// Records not yet consumed, per owned (topic, partition).
+    pub fn lag(&self) -> Vec<(String, i32, u64)> {
+        self.consumer.lag()
+    }
+
     pub fn stats(&self) -> WorkerStats {
         self.stats
     }

@@ -329,18 +329,9 @@ fn score_zeek(pcap: &Path, log: &Path) -> Score {
 // ---------------------------------------------------------------------------------------------
 
 /// Known misses: (file, check prefix, why). Each must still fail, or the list is stale.
-/// Both are captures whose message head is cut (the capture holds only its first bytes: no
-/// blank line ends it). deepflow reports the first line of such a head; our HTTP/1 parser emits
-/// only heads it read whole (it never invents), so the exchange comes out partial without them.
-const CUT_HEAD: &str = "message head cut by the capture; parsed only when whole";
-const EXCEPTIONS: &[(&str, &str, &str)] = &[
-    // 1410 request bytes, no CRLFCRLF: the 1.4 KiB of envoy headers continue in a lost packet.
-    ("deepflow/http/client-ip.pcap", "request  method", CUT_HEAD),
-    ("deepflow/http/client-ip.pcap", "request  path", CUT_HEAD),
-    ("deepflow/http/client-ip.pcap", "request  host", CUT_HEAD),
-    // The response is 17 bytes, "HTTP/1.0 200 OK\r\n", and nothing more.
-    ("deepflow/http/istio-tcp-frag.pcap", "response  status", CUT_HEAD),
-];
+/// Empty: the two captures whose message head is cut (deepflow's client-ip.pcap and
+/// istio-tcp-frag.pcap: no blank line ends the head) are read from the head's whole lines.
+const EXCEPTIONS: &[(&str, &str, &str)] = &[];
 
 /// Every (name, pcap, expected-results file, scorer) the corpus offers.
 #[allow(clippy::type_complexity)]

@@ -1,6 +1,6 @@
 //! Stream behaviour of the HTTP/2 stitcher on hand-built frames: CONTINUATION, padding and
 //! priority, trailers, interim responses, server push, RST_STREAM, GOAWAY, body caps, the
-//! open-stream bound, unknown frame types, redaction, gaps and flush.
+//! open-stream bound, unknown frame types, redaction, binary (`-bin`) values, gaps and flush.
 
 use chainwatch_parser_workers::protocols::http2::frame::{flags, frame_type};
 use chainwatch_parser_workers::protocols::http2::{
@@ -136,6 +136,64 @@ fn preface_settings_request_response_trailers() {
     let out = conn.flush();
     assert_eq!(out[0].request_header("authorization"), Some(REDACTED));
     assert!(!out[0].flags.headers_incomplete);
+}
+
+#[test]
+fn binary_trailers_stay_base64_and_status_details_decode() {
+    use chainwatch_parser_workers::protocols::grpc::{DescriptorRegistry, decode_grpc_call};
+    // google.rpc.Status {code: 300, message: "boom"}: the varint 300 (0xac 0x02) is not UTF-8.
+    let status: &[u8] = &[0x08, 0xac, 0x02, 0x12, 0x04, b'b', b'o', b'o', b'm'];
+    let mut true_binary = vec![0u8];
+    true_binary.extend_from_slice(status);
+    // HPACK literal (new name, raw bytes) of the trailer as grpc-core sends true binary
+    let name = b"grpc-status-details-bin";
+    let mut trailer = vec![0x00, name.len() as u8];
+    trailer.extend_from_slice(name);
+    trailer.push(true_binary.len() as u8);
+    trailer.extend_from_slice(&true_binary);
+    trailer.extend(lit("grpc-status", "13"));
+    trailer.extend(lit("x-trace-bin", "AAEC")); // already base64: kept as sent
+    let mut conn = Http2Connection::new(config());
+    let mut block = request_block("/x.Y/Z");
+    block.extend(lit("content-type", "application/grpc"));
+    let c = frame(
+        frame_type::HEADERS,
+        flags::END_HEADERS | flags::END_STREAM,
+        1,
+        &block,
+    );
+    let mut s = frame(frame_type::HEADERS, flags::END_HEADERS, 1, &[0x88]); // :status 200
+    s.extend(frame(
+        frame_type::HEADERS,
+        flags::END_HEADERS | flags::END_STREAM,
+        1,
+        &trailer,
+    ));
+    let out = run(&mut conn, &[(C2S, c), (S2C, s)]);
+    assert_eq!(out.len(), 1);
+    let details = out[0].response_trailer("grpc-status-details-bin");
+    assert_eq!(details, Some("CKwCEgRib29t")); // base64 of the raw bytes, no lossy U+FFFD
+    assert_eq!(out[0].response_trailer("x-trace-bin"), Some("AAEC"));
+    let pairs = |fields: &[chainwatch_parser_workers::protocols::http2::HeaderField]| {
+        fields
+            .iter()
+            .map(|f| (f.name.clone(), f.value.clone()))
+            .collect::<Vec<_>>()
+    };
+    let call = decode_grpc_call(
+        "/x.Y/Z",
+        &pairs(&out[0].request_headers),
+        &[],
+        &pairs(&out[0].response_headers),
+        &[],
+        &pairs(&out[0].response_trailers),
+        &DescriptorRegistry::builtin(),
+    );
+    assert!(call.errors.is_empty(), "{:?}", call.errors);
+    assert_eq!(
+        call.status.and_then(|s| s.details),
+        Some(serde_json::json!({"code": 300, "message": "boom"}))
+    );
 }
 
 #[test]

@@ -239,13 +239,11 @@ fn parse_error_reports_the_statement_and_skips_to_sync() {
 }
 
 #[test]
-fn multi_statement_simple_query_collects_every_tag() {
+fn multi_statement_simple_query_gives_one_exchange_per_statement() {
     let (mut c, _) = logged_in();
-    c.feed(
-        C,
-        &query("BEGIN; INSERT INTO t VALUES (1),(2),(3); SELECT a, b FROM t; COMMIT"),
-        10,
-    );
+    let sql =
+        "BEGIN; INSERT INTO t VALUES (1),(2),(3); SELECT a, b FROM t WHERE c <> ';'; COMMIT;\n";
+    c.feed(C, &query(sql), 10);
     let mut resp = complete("BEGIN");
     resp.extend(complete("INSERT 0 3"));
     resp.extend(row_description(&[("a", 0), ("b", 1)]));
@@ -255,19 +253,93 @@ fn multi_statement_simple_query_collects_every_tag() {
     resp.extend(complete("COMMIT"));
     resp.extend(ready());
     let out = c.feed(S, &resp, 11);
-    assert_eq!(out.len(), 1);
-    let e = &out[0];
+    let texts: Vec<_> = out.iter().map(|e| e.sql.as_deref().unwrap_or("")).collect();
     assert_eq!(
-        e.command_tags,
-        ["BEGIN", "INSERT 0 3", "SELECT 2", "COMMIT"]
+        texts,
+        [
+            "BEGIN",
+            "INSERT INTO t VALUES (1),(2),(3)",
+            "SELECT a, b FROM t WHERE c <> ';'",
+            "COMMIT"
+        ]
     );
-    assert_eq!(e.command_tag.as_deref(), Some("COMMIT"));
-    assert_eq!(e.rows, Some(5));
-    assert_eq!(e.data_rows, 2);
+    let tags: Vec<_> = out.iter().map(|e| e.command_tags.clone()).collect();
+    assert_eq!(tags, [["BEGIN"], ["INSERT 0 3"], ["SELECT 2"], ["COMMIT"]]);
+    let rows: Vec<_> = out.iter().map(|e| e.rows).collect();
+    assert_eq!(rows, [None, Some(3), Some(2), None]);
+    assert!(
+        out.iter()
+            .all(|e| e.kind == PgExchangeKind::SimpleQuery && e.succeeded())
+    );
+    assert!(out.iter().all(|e| e.user.as_deref() == Some("alice")));
+    // the request's bytes go to the first statement; every statement got its response bytes
+    assert_eq!(out[0].request_bytes, query(sql).len() as u64);
+    assert!(out[1..].iter().all(|e| e.request_bytes == 0));
+    assert!(out.iter().all(|e| e.response_bytes > 0));
+    let e = &out[2];
+    assert_eq!((e.data_rows, e.samples.len()), (2, 1));
+    assert!(
+        out.iter()
+            .enumerate()
+            .all(|(i, e)| i == 2 || e.samples.is_empty())
+    );
     let set = &e.samples[0];
     assert_eq!(set.rows[0][0].value, PgValue::Text("1".into()));
     assert_eq!(set.rows[0][1].value, PgValue::Binary(vec![0, 0, 0, 7]));
     assert_eq!(set.rows[1][0].value, PgValue::Null);
+    // one statement (a trailing semicolon does not make two): one exchange, text as sent
+    c.feed(C, &query("SELECT 1;\n"), 12);
+    let mut resp = complete("SELECT 1");
+    resp.extend(ready());
+    let out = c.feed(S, &resp, 13);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].sql.as_deref(), Some("SELECT 1;\n"));
+}
+
+#[test]
+fn multi_statement_simple_query_fed_byte_by_byte_then_cut() {
+    // the responses of a three-statement query, fed one byte at a time, then the connection
+    // ends before the third statement finished: the first two come out whole (the second
+    // once the connection ends: only the next response message could start the third)
+    let (mut c, _) = logged_in();
+    c.feed(C, &query("UPDATE t SET a = 1; DELETE FROM t; VACUUM t"), 10);
+    let mut out = Vec::new();
+    let mut resp = complete("UPDATE 4");
+    resp.extend(complete("DELETE 4"));
+    for b in resp {
+        out.extend(c.feed(S, &[b], 11));
+    }
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].sql.as_deref(), out[0].rows),
+        (Some("UPDATE t SET a = 1"), Some(4))
+    );
+    assert!(!out[0].flags.partial);
+    let rest = c.flush();
+    let texts: Vec<_> = rest
+        .iter()
+        .map(|e| e.sql.as_deref().unwrap_or(""))
+        .collect();
+    assert_eq!(texts, ["DELETE FROM t", "VACUUM t"]);
+    assert_eq!(rest[0].command_tag.as_deref(), Some("DELETE 4"));
+    assert_eq!(rest[0].start_ts_ns, 11);
+    assert!(!rest[0].flags.partial);
+    assert!(rest[1].flags.partial && rest[1].command_tag.is_none());
+}
+
+#[test]
+fn statements_the_server_ran_as_one_share_an_exchange() {
+    // the split saw three statements, the server ran two (say a body it reads differently):
+    // the last exchange takes the text of the statements no CommandComplete answered
+    let (mut c, _) = logged_in();
+    c.feed(C, &query("SELECT 1; SELECT 2; SELECT 3"), 10);
+    let mut resp = complete("SELECT 1");
+    resp.extend(complete("SELECT 1"));
+    resp.extend(ready());
+    let out = c.feed(S, &resp, 11);
+    let texts: Vec<_> = out.iter().map(|e| e.sql.as_deref().unwrap_or("")).collect();
+    assert_eq!(texts, ["SELECT 1", "SELECT 2; SELECT 3"]);
+    assert_eq!(c.stats().stitcher.statements_not_run, 0);
 }
 
 #[test]
@@ -550,12 +622,18 @@ fn error_in_simple_query_aborts_and_is_reported() {
     resp.extend(error("42P01", "relation \"missing\" does not exist"));
     resp.extend(ready());
     let out = c.feed(S, &resp, 11);
-    assert_eq!(out.len(), 1);
-    let e = out[0].error.as_ref().expect("error");
+    // the first statement ran; the second failed; the server never ran the third
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].sql.as_deref(), Some("SELECT 1"));
+    assert_eq!(out[0].command_tags, ["SELECT 1"]);
+    assert!(out[0].succeeded());
+    assert_eq!(out[1].sql.as_deref(), Some("SELECT * FROM missing"));
+    let e = out[1].error.as_ref().expect("error");
     assert_eq!((e.severity.as_str(), e.code.as_str()), ("ERROR", "42P01"));
     assert_eq!(e.message, "relation \"missing\" does not exist");
-    assert_eq!(out[0].command_tags, ["SELECT 1"]);
-    assert!(!out[0].succeeded());
+    assert!(out[1].command_tags.is_empty());
+    assert!(!out[1].succeeded());
+    assert_eq!(c.stats().stitcher.statements_not_run, 1);
 }
 
 #[test]

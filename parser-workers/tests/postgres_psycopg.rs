@@ -1,7 +1,8 @@
 //! PostgreSQL against a capture of a real client and server made for this project: psycopg 3.3
 //! (libpq 15) talking to PostgreSQL 15 — SCRAM login, a pipelined executemany (one Parse, 100
 //! Bind/Describe/Execute, one Sync), named prepared statements, binary results, COPY in and out,
-//! a multi-statement simple query, a pipeline aborted by a syntax error, and a failed login.
+//! a multi-statement simple query (one exchange per statement), a pipeline aborted by a syntax
+//! error, and a failed login.
 //! Tags, SQLSTATEs and query texts are checked against what tshark's dissector read.
 
 use chainwatch_parser_workers::protocols::Direction;
@@ -66,9 +67,12 @@ fn tags_codes_and_texts_match_tshark() {
         .collect();
     assert_eq!(codes, oracle("psycopg-workload.tshark.txt", "code"));
     // Every statement text the client sent is on an exchange, except the one the server
-    // skipped after the syntax error earlier in its pipeline.
+    // skipped after the syntax error earlier in its pipeline. A simple query of several
+    // statements gives one exchange per statement (none of these texts quotes a semicolon).
+    let on_exchange = |q: &str| ex.iter().any(|e| e.sql.as_deref() == Some(q));
     for q in oracle("psycopg-workload.tshark.txt", "query") {
-        let found = ex.iter().any(|e| e.sql.as_deref() == Some(q.as_str()));
+        let found =
+            on_exchange(&q) || (q.contains(';') && q.split(';').map(str::trim).all(on_exchange));
         assert_eq!(found, q != "SELECT 1 WHERE $1", "{q}");
     }
     assert_eq!(stats.stitcher.discarded_after_error, 1);
@@ -188,12 +192,33 @@ fn copy_multi_statement_and_pipeline_error() {
         .find(|e| e.sql.as_deref().is_some_and(|s| s.ends_with("TO STDOUT")))
         .expect("copy out");
     assert!(copy_out.flags.copy_out);
-    let multi = ex
+    // "BEGIN; UPDATE ...; COMMIT" in one simple query: one exchange per statement.
+    let at = ex
         .iter()
-        .find(|e| e.sql.as_deref().is_some_and(|s| s.starts_with("BEGIN;")))
+        .position(|e| e.sql.as_deref() == Some("BEGIN"))
         .expect("multi");
-    assert_eq!(multi.command_tags, ["BEGIN", "UPDATE 9", "COMMIT"]);
-    assert_eq!(multi.rows, Some(9));
+    let multi = ex.get(at..at + 3).expect("three statements");
+    let texts: Vec<_> = multi
+        .iter()
+        .map(|e| e.sql.as_deref().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "BEGIN",
+            "UPDATE customers SET balance = 0 WHERE id < 10",
+            "COMMIT"
+        ]
+    );
+    let tags: Vec<_> = multi.iter().map(|e| e.command_tags.clone()).collect();
+    assert_eq!(tags, [["BEGIN"], ["UPDATE 9"], ["COMMIT"]]);
+    let rows: Vec<_> = multi.iter().map(|e| e.rows).collect();
+    assert_eq!(rows, [None, Some(9), None]);
+    assert!(
+        multi
+            .iter()
+            .all(|e| e.kind == PgExchangeKind::SimpleQuery && e.succeeded())
+    );
     let bad = ex.iter().find(|e| e.error.is_some()).expect("syntax error");
     assert_eq!(bad.sql.as_deref(), Some("SELEC broken $1"));
     assert_eq!(bad.error.as_ref().map(|e| e.code.as_str()), Some("42601"));

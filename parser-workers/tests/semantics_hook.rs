@@ -134,3 +134,23 @@ fn an_upload_of_a_gzip_archive_is_opened_and_its_pii_matches_the_prompt() {
     let in_prompt = prompt.pii.iter().find(|p| p.pii_type == "email" && p.location.starts_with("request")).unwrap();
     assert_eq!(inside.fingerprints, in_prompt.fingerprints, "the same value links up across exchanges");
 }
+
+#[test]
+fn a_github_contents_put_is_scanned_in_its_decoded_content() {
+    use base64::Engine as _;
+    let mut h = hook(ContentCapture::Redacted);
+    let prompt = chat_call(&mut h);
+    // the file's bytes travel base64-encoded inside JSON: only the decoded form shows the email
+    let file = base64::engine::general_purpose::STANDARD.encode("name,email\nJane,jane.doe@example.com\n");
+    let body = format!(r#"{{"message":"export","content":"{file}"}}"#);
+    let req = http(
+        "PUT /repos/someone/dump/contents/customers.csv HTTP/1.1\r\nHost: api.github.com\r\nContent-Type: application/json\r\n",
+        body.as_bytes(),
+    );
+    let ev = exchange(&mut h, "n1/7/8/2", &req, b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}");
+    assert_eq!(ev.attributes.get("chainwatch.saas.action").map(String::as_str), Some("contents.put"), "{:?}", ev.attributes);
+    let email = ev.pii.iter().find(|p| p.pii_type == "email").unwrap_or_else(|| panic!("no email in {:?}", ev.pii));
+    assert!(email.location.starts_with("upload:github"), "{}", email.location);
+    let in_prompt = prompt.pii.iter().find(|p| p.pii_type == "email" && p.location.starts_with("request")).unwrap();
+    assert_eq!(email.fingerprints, in_prompt.fingerprints, "the same value links up across exchanges");
+}

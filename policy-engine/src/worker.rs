@@ -1,7 +1,9 @@
 //! `PolicyWorker`: a member of the `cw-policy` consumer group. Consumes `cw.chains` (Avro
 //! `Chain`, keyed by chain id), evaluates micro-batches (up to `batch_size` records or
 //! `batch_interval_ms`, whichever first) with the `PolicyEngine`, and publishes every new or
-//! updated violation as OCSF JSON to `cw.violations` keyed by chain id.
+//! updated violation as OCSF JSON to `cw.violations` keyed by chain id, and, when
+//! `policy.webhook.url` is set, hands the same JSON to the webhook sink (a bounded queue and its
+//! own task: a slow or dead endpoint never slows the bus path; see `webhook`).
 //!
 //! Delivery contract: records of a micro-batch are marked processed and committed only after
 //! every violation they produced is acknowledged by the bus (and undecodable records only after
@@ -13,11 +15,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chainwatch_bus::{Bus, BusError, Consumer, DeadLetter, OutRecord, Pending, Producer, Record};
-use chainwatch_config::ChainwatchConfig;
+use chainwatch_config::{ChainwatchConfig, WebhookConfig};
 use chainwatch_schemas::{AvroRecord, Chain, Violation};
 
 use crate::engine::{EngineError, PolicyEngine};
 use crate::ocsf::to_ocsf_json;
+use crate::webhook::{WebhookError, WebhookSink, WebhookStats};
+
+/// How long `close` waits for the webhook queue to drain.
+const WEBHOOK_CLOSE_GRACE: Duration = Duration::from_secs(10);
 
 /// Where the worker reads and writes, and how it batches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +34,8 @@ pub struct PolicyWorkerConfig {
     pub deadletter_topic: String,
     pub batch_size: usize,
     pub batch_interval: Duration,
+    /// The optional webhook (no URL = none).
+    pub webhook: WebhookConfig,
 }
 
 impl PolicyWorkerConfig {
@@ -39,6 +47,7 @@ impl PolicyWorkerConfig {
             deadletter_topic: cfg.topics.deadletter.clone(),
             batch_size: cfg.policy.batch_size.max(1),
             batch_interval: Duration::from_millis(cfg.policy.batch_interval_ms.max(1)),
+            webhook: cfg.policy.webhook.clone(),
         }
     }
 }
@@ -52,6 +61,8 @@ pub enum PolicyWorkerError {
     Engine(#[from] EngineError),
     #[error("encoding a violation as JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Webhook(#[from] WebhookError),
 }
 
 /// Counters of one worker.
@@ -63,7 +74,13 @@ pub struct PolicyWorkerStats {
     pub violations_published: u64,
     pub dead_letters: u64,
     pub commits: u64,
+    /// The webhook's counters (all zero without a webhook).
+    pub webhook: WebhookStats,
 }
+
+/// Sees each evaluated micro-batch: how long the evaluation took and the violations it gave
+/// (new ones and new versions), e.g. for latency and violations-by-policy metrics.
+pub type BatchObserver = Box<dyn FnMut(Duration, &[Violation]) + Send>;
 
 /// One member of the policy consumer group.
 pub struct PolicyWorker {
@@ -71,6 +88,8 @@ pub struct PolicyWorker {
     producer: Arc<dyn Producer>,
     dead: DeadLetter,
     engine: PolicyEngine,
+    webhook: Option<WebhookSink>,
+    observer: Option<BatchObserver>,
     cfg: PolicyWorkerConfig,
     stats: PolicyWorkerStats,
 }
@@ -81,11 +100,26 @@ impl PolicyWorker {
         let consumer = bus.consumer(&cfg.group, &[cfg.input_topic.as_str()]).await?;
         let producer = bus.producer()?;
         let dead = DeadLetter::new(producer.clone(), cfg.deadletter_topic.clone(), "policy");
-        Ok(PolicyWorker { consumer, producer, dead, engine, cfg, stats: PolicyWorkerStats::default() })
+        let webhook = WebhookSink::from_config(&cfg.webhook)?;
+        Ok(PolicyWorker { consumer, producer, dead, engine, webhook, observer: None, cfg, stats: PolicyWorkerStats::default() })
+    }
+
+    /// Call `observer` after every evaluated micro-batch.
+    pub fn set_batch_observer(&mut self, observer: BatchObserver) {
+        self.observer = Some(observer);
+    }
+
+    /// Records not yet consumed, per owned (topic, partition).
+    pub fn lag(&self) -> Vec<(String, i32, u64)> {
+        self.consumer.lag()
     }
 
     pub fn stats(&self) -> PolicyWorkerStats {
-        self.stats
+        let mut s = self.stats;
+        if let Some(w) = &self.webhook {
+            s.webhook = w.stats();
+        }
+        s
     }
 
     pub fn engine(&self) -> &PolicyEngine {
@@ -122,7 +156,11 @@ impl PolicyWorker {
             }
         }
         self.stats.chains += chains.len() as u64;
+        let started = std::time::Instant::now();
         let violations = self.engine.evaluate(&chains).await?;
+        if let Some(observe) = &mut self.observer {
+            observe(started.elapsed(), &violations);
+        }
         self.publish(&violations).await?;
         // Only now: every output of these records is acknowledged.
         for r in &records {
@@ -145,17 +183,24 @@ impl PolicyWorker {
         }
     }
 
-    /// Flush and leave the group.
+    /// Flush, leave the group, and give the webhook queue a grace period to drain.
     pub async fn close(self) -> Result<(), PolicyWorkerError> {
         self.producer.flush(Duration::from_secs(10)).await?;
         self.consumer.close().await?;
+        if let Some(w) = self.webhook {
+            w.close(WEBHOOK_CLOSE_GRACE).await;
+        }
         Ok(())
     }
 
     async fn publish(&mut self, violations: &[Violation]) -> Result<(), PolicyWorkerError> {
         let mut pending: Vec<Pending> = Vec::with_capacity(violations.len());
+        let mut for_webhook: Vec<Vec<u8>> = Vec::new();
         for v in violations {
             let value = serde_json::to_vec(&to_ocsf_json(v))?;
+            if self.webhook.is_some() {
+                for_webhook.push(value.clone());
+            }
             let out = OutRecord::new(self.cfg.output_topic.clone(), v.chain_id.clone(), value)
                 .with_header("cw.violation_id", v.violation_id.clone())
                 .with_header("cw.violation_version", v.version.to_string());
@@ -164,6 +209,12 @@ impl PolicyWorker {
         for p in pending {
             p.await?;
             self.stats.violations_published += 1;
+        }
+        // After the bus acknowledged them; `offer` never waits (a full queue drops and counts).
+        if let Some(w) = &self.webhook {
+            for json in for_webhook {
+                w.offer(json);
+            }
         }
         Ok(())
     }

@@ -352,6 +352,18 @@ static __always_inline struct cw_emit_ctx *get_emit_ctx(void)
 	return bpf_map_lookup_elem(&emit_state, &zero);
 }
 
+/*
+ * Data events do not wake the reader one by one: a wakeup is an irq_work (a self-IPI, a VM
+ * exit under virtualisation) per event. The reader is woken once the ring holds a batch, and
+ * polls every few milliseconds anyway; process and connection events still wake it at once.
+ */
+#define CW_WAKEUP_BYTES (64 * 1024)
+static __always_inline __u64 data_wakeup_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= CW_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
+										: BPF_RB_NO_WAKEUP;
+}
+
 static long emit_step(__u32 index, void *unused)
 {
 	struct cw_emit_ctx *c = get_emit_ctx();
@@ -403,7 +415,7 @@ static long emit_step(__u32 index, void *unused)
 	s->ev.captured_len = len;
 	s->ev.reserved2 = 0;
 	s->ev.gap_len = 0;
-	if (bpf_ringbuf_output(&events, s, sizeof(struct cw_data_event) + len, 0)) {
+	if (bpf_ringbuf_output(&events, s, sizeof(struct cw_data_event) + len, data_wakeup_flags())) {
 		count_loss(CW_LOSS_RING_FULL, 1);
 		count_loss(CW_LOSS_RING_FULL_BYTES, len);
 	}
@@ -425,7 +437,7 @@ static __always_inline void emit_gap(struct cw_emit_ctx *c, __u64 gap, __u8 reas
 	ev.position = c->position + c->emitted;
 	ev.call_len = c->call_len;
 	ev.gap_len = gap;
-	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), 0))
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), data_wakeup_flags()))
 		count_loss(CW_LOSS_RING_FULL, 1);
 }
 

@@ -140,9 +140,10 @@ pub fn capture_pid(pid: u32, config: ProbeConfig) -> Result<Capture, ProbeError>
     })
 }
 
+/// Still running (a zombie is not: a watched process that exited before the probe saw it may
+/// stay unreaped by a parent that is not us).
 fn alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    unsafe { libc::kill(pid as i32, 0) == 0 }
+    crate::procfs::is_running(pid)
 }
 
 impl Capture {

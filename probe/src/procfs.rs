@@ -41,6 +41,14 @@ pub fn parse_stat(stat: &str) -> Option<(String, u32, u64)> {
     Some((comm, ppid, start))
 }
 
+/// Whether a process still runs: it exists and is not a zombie (exited, not yet reaped by its
+/// parent) or dead. kill(pid, 0) alone says "alive" for a zombie.
+pub fn is_running(tgid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{tgid}/stat")) else { return false };
+    let state = stat.rfind(')').and_then(|c| stat.get(c + 1..)).and_then(|r| r.split_whitespace().next());
+    !matches!(state, Some("Z" | "X" | "x") | None)
+}
+
 /// A snapshot of one process, or None if it is gone.
 pub fn snapshot(tgid: u32) -> Option<ProcSnapshot> {
     let stat = std::fs::read_to_string(format!("/proc/{tgid}/stat")).ok()?;
@@ -258,6 +266,21 @@ pub fn tcp_connections(tgid: u32) -> Vec<(i32, SocketTuple)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zombie_is_not_running() {
+        let mut child = std::process::Command::new("/bin/true").spawn().expect("true");
+        let pid = child.id();
+        // not reaped yet: a zombie once it exited
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while is_running(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!is_running(pid), "an exited, unreaped child is not running");
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "it is still a zombie");
+        let _ = child.wait();
+        assert!(is_running(std::process::id()));
+    }
 
     #[test]
     fn stat_with_odd_comm() {

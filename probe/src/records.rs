@@ -275,7 +275,8 @@ impl RecordMapper {
 }
 
 /// The bus key of a record: connection id for segments and connection events (so they share
-/// a partition), node/tgid for process events, chain id for chains and violations.
+/// a partition), the node for process and semantic events (co-partitioned for the chain
+/// builder's join), chain id for chains and violations.
 pub fn bus_key(record: &JsonRecord) -> String {
     match record {
         JsonRecord::RawSegment(r) => r.conn_id.clone(),

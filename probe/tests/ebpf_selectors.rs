@@ -138,13 +138,20 @@ async fn capture_pid_follows_a_running_tree_until_it_exits() {
     require_root();
     let server = start_server(PYTHON, &["-c", HTTP_SERVER]);
     let script = format!(
-        "import time, socket; time.sleep(1.0); s = socket.create_connection(('127.0.0.1', {})); \
+        "import sys, socket; sys.stdin.readline(); s = socket.create_connection(('127.0.0.1', {})); \
          s.sendall(b'POST /pid HTTP/1.1\\r\\nContent-Length: 0\\r\\n\\r\\n'); s.recv(1000)",
         server.port
     );
-    let mut child = Command::new(PYTHON).args(["-c", &script]).spawn().expect("client");
+    // the client waits for a line on stdin: it connects only once the probe watches it, however
+    // long loading the programs takes on a busy machine
+    let mut child = Command::new(PYTHON).args(["-c", &script]).stdin(std::process::Stdio::piped()).spawn().expect("client");
     let pid = child.id();
     let mut cap = chainwatch_probe::capture::capture_pid(pid, config()).expect("capture_pid");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"go\n").expect("go");
+    }
     let events = tokio::time::timeout(Duration::from_secs(30), cap.collect()).await.expect("tree exit");
     assert!(child.wait().unwrap().success());
     let start_of = |kind: ProcessEventKind| {

@@ -4,7 +4,8 @@
 /// connection id: one partition per connection, so one parser worker and one FSM see a
 /// connection's open, bytes and close in order. The codec's fingerprint tells them apart.
 pub const RAW_SEGMENTS: &str = "cw.raw.segments";
-/// Process events (fork/exec/exit) from the probe, keyed by node/tgid.
+/// Process events (fork/exec/exit) from the probe, keyed by node (co-partitioned with the
+/// semantic events for the chain builder).
 pub const PROC_EVENTS: &str = "cw.proc.events";
 /// Semantic events from the parser workers, keyed by node (or agent key).
 pub const SEMANTIC_EVENTS: &str = "cw.semantic.events";

@@ -51,8 +51,10 @@ pub mod trace_exporter;
 pub use chain_traces::{LlmDetails, chain_to_spans, chain_to_spans_with, span_id_for_event, trace_id_for_chain};
 pub use error::TelemetryError;
 pub use metrics::Telemetry;
+/// The meter type [`Telemetry::meter`] hands out (so callers need not depend on `opentelemetry`).
+pub use opentelemetry::metrics::Meter;
 pub use stage_metrics::{
-    BusMetrics, ChainMetrics, ChainSnapshot, ParserMetrics, ParserSnapshot, PartitionLag, PolicyMetrics, ProbeMetrics,
-    ProbeSnapshot, SharedSnapshot, TraceExportMetrics,
+    BusMetrics, ChainMetrics, ChainSnapshot, ParserMetrics, ParserSnapshot, PartitionLag, PolicyMetrics, PolicySnapshot,
+    PolicyWorkerMetrics, ProbeMetrics, ProbeSnapshot, SharedSnapshot, TraceExportMetrics,
 };
 pub use trace_exporter::{ChainTraceExporter, ChainTraceStats};

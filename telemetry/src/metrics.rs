@@ -67,6 +67,16 @@ impl Telemetry {
         })
     }
 
+    /// As [`Telemetry::init`], or `None` when `[metrics]` configures no exporter (then the
+    /// stages register nothing and pay nothing).
+    pub fn from_config(cfg: &MetricsConfig, service_name: &str) -> Result<Option<Telemetry>, TelemetryError> {
+        let prometheus = cfg.prometheus_listen.as_deref().is_some_and(|s| !s.trim().is_empty());
+        if otlp_endpoint::configured(cfg.otlp_endpoint.as_ref()).is_none() && !prometheus {
+            return Ok(None);
+        }
+        Telemetry::init(cfg, service_name).map(Some)
+    }
+
     /// A meter whose instrumentation scope names the stage (e.g. `chainwatch.parser`).
     pub fn meter(&self, scope: &'static str) -> Meter {
         let scope = InstrumentationScope::builder(scope).with_version(env!("CARGO_PKG_VERSION")).build();

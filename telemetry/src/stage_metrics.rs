@@ -156,6 +156,9 @@ pub struct ProbeSnapshot {
     pub gap_bytes: u64,
     /// Kernel reads of user memory that faulted (`LossCounters::read_faults`).
     pub read_faults: u64,
+    /// Processes held at exec that the timeout continued before their exec record was handled
+    /// (`LossCounters::holds_timed_out`): their early TLS plaintext may be missed.
+    pub holds_timed_out: u64,
     /// Records the decoder refused (`LossCounters::undecodable`).
     pub undecodable: u64,
     /// /proc seed events dropped on a full channel (`LossCounters::seed_events_dropped`).
@@ -170,7 +173,8 @@ pub struct ProbeSnapshot {
 
 /// Metrics of the probe: `chainwatch.probe.segments`, `.payload` (By),
 /// `.losses{reason = ring_full | truncated | unpaired_ssl | map_full | read_fault | undecodable |
-/// seed_dropped | no_connection}` (events), `.evictions{table}`, `.uprobe_attach_failures` and
+/// seed_dropped | no_connection | hold_timeout}` (events), `.evictions{table}`,
+/// `.uprobe_attach_failures` and
 /// `.lost_payload{reason = ring_full | truncated | unpaired_ssl | gap}` (By). In Prometheus:
 /// `chainwatch_probe_segments_total`, `chainwatch_probe_payload_bytes_total`, ...
 pub struct ProbeMetrics {
@@ -192,6 +196,7 @@ impl ProbeMetrics {
                 o(s.undecodable, &with(a, "reason", "undecodable"));
                 o(s.seed_events_dropped, &with(a, "reason", "seed_dropped"));
                 o(s.segments_without_connection, &with(a, "reason", "no_connection"));
+                o(s.holds_timed_out, &with(a, "reason", "hold_timeout"));
             }),
             m.counter("chainwatch.probe.lost_payload", "By", "Payload bytes lost, by reason", |s, a, o| {
                 o(s.ring_full_bytes, &with(a, "reason", "ring_full"));
@@ -354,6 +359,43 @@ impl PolicyMetrics {
 
     pub fn record_error(&self, policy_id: &str) {
         self.errors.add(1, &with(&self.base, "policy_id", policy_id.to_string()));
+    }
+}
+
+/// A policy worker's totals since start (what the consumer-group member handled).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicySnapshot {
+    pub chains_in: u64,
+    pub batches: u64,
+    pub violations_published: u64,
+    pub dead_lettered: u64,
+}
+
+/// Throughput of a policy worker (observable, fed from its stats): `chainwatch.policy.chains`,
+/// `.batches`, `.violations_published`, `.dead_lettered`. Latency and violations by policy are
+/// [`PolicyMetrics`].
+pub struct PolicyWorkerMetrics {
+    _instruments: Vec<ObservableCounter<u64>>,
+}
+
+impl PolicyWorkerMetrics {
+    pub fn register(
+        meter: &Meter,
+        instance: &str,
+        source: impl Fn() -> PolicySnapshot + Send + Sync + 'static,
+    ) -> Self {
+        let m = Instruments::new(meter, instance, source);
+        let instruments = vec![
+            m.total("chainwatch.policy.chains", "{chain}", "Chain versions consumed", |s| s.chains_in),
+            m.total("chainwatch.policy.batches", "{batch}", "Micro-batches evaluated", |s| s.batches),
+            m.total("chainwatch.policy.violations_published", "{violation}", "Violations published", |s| {
+                s.violations_published
+            }),
+            m.total("chainwatch.policy.dead_lettered", "{record}", "Records sent to the dead-letter topic", |s| {
+                s.dead_lettered
+            }),
+        ];
+        PolicyWorkerMetrics { _instruments: instruments }
     }
 }
 

@@ -7,9 +7,8 @@
 #![allow(clippy::needless_update)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chainwatch_config::MetricsConfig;
@@ -21,7 +20,7 @@ use chainwatch_telemetry::{
     ChainTraceExporter, ChainTraceStats, ParserMetrics, ParserSnapshot, PolicyMetrics, ProbeMetrics, ProbeSnapshot,
     SharedSnapshot, Telemetry, TraceExportMetrics,
 };
-use http_body_util::{BodyExt, Full};
+use chainwatch_testkit::OtlpReceiver;
 use hyper::body::Bytes;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -31,45 +30,14 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Bodies posted to the receiver, by path.
-type Posts = Arc<Mutex<Vec<(String, Bytes)>>>;
-
-/// A minimal OTLP/HTTP (protobuf) receiver: accepts POST /v1/traces and /v1/metrics.
-async fn start_receiver() -> (SocketAddr, Posts) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let posts: Posts = Arc::default();
-    let store = posts.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let store = store.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let store = store.clone();
-                    async move {
-                        let path = req.uri().path().to_string();
-                        let content_type =
-                            req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        assert_eq!(content_type, "application/x-protobuf", "OTLP/HTTP binary encoding expected");
-                        store.lock().unwrap().push((path, body));
-                        let mut resp = hyper::Response::new(Full::new(Bytes::new()));
-                        resp.headers_mut().insert("content-type", "application/x-protobuf".parse().unwrap());
-                        Ok::<_, Infallible>(resp)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (addr, posts)
+/// The OTLP/HTTP receiver (shared with the CLI's tests): bodies posted, by path.
+fn start_receiver() -> OtlpReceiver {
+    OtlpReceiver::start()
 }
 
-fn bodies(posts: &Posts, path: &str) -> Vec<Bytes> {
-    posts.lock().unwrap().iter().filter(|(p, _)| p == path).map(|(_, b)| b.clone()).collect()
+fn bodies(receiver: &OtlpReceiver, path: &str) -> Vec<Bytes> {
+    assert_eq!(receiver.refused(), Vec::<String>::new(), "OTLP/HTTP binary encoding expected");
+    receiver.bodies(path)
 }
 
 const T0: i64 = 1_760_000_000_000_000_000;
@@ -233,7 +201,8 @@ fn str_array(attrs: &[KeyValue], key: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_chain_arrives_as_one_genai_trace() {
-    let (addr, posts) = start_receiver().await;
+    let posts = start_receiver();
+    let addr = posts.addr();
     let exporter = ChainTraceExporter::new(&format!("http://{addr}"), "chainwatch-test", 16).unwrap();
     assert_eq!(exporter.url(), format!("http://{addr}/v1/traces"));
     let mut llm = HashMap::new();
@@ -375,7 +344,8 @@ fn find_metric<'a>(reqs: &'a [ExportMetricsServiceRequest], name: &str) -> Vec<&
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stage_metrics_arrive_over_otlp() {
-    let (addr, posts) = start_receiver().await;
+    let posts = start_receiver();
+    let addr = posts.addr();
     let cfg =
         MetricsConfig { otlp_endpoint: Some(format!("http://{addr}")), prometheus_listen: None, ..Default::default() };
     let telemetry = Telemetry::init(&cfg, "chainwatch-test").unwrap();
@@ -464,6 +434,7 @@ async fn prometheus_endpoint_serves_counters_as_text() {
         ring_full_events: 5,
         gap_bytes: 17,
         undecodable: 2,
+        holds_timed_out: 4,
         connections_evicted: 3,
         ..Default::default()
     });
@@ -491,6 +462,7 @@ async fn prometheus_endpoint_serves_counters_as_text() {
     assert_eq!(sample("chainwatch_probe_payload_bytes_total{", ""), "99000");
     assert_eq!(sample("chainwatch_probe_losses_total{", "reason=\"ring_full\""), "5");
     assert_eq!(sample("chainwatch_probe_losses_total{", "reason=\"undecodable\""), "2");
+    assert_eq!(sample("chainwatch_probe_losses_total{", "reason=\"hold_timeout\""), "4");
     assert_eq!(sample("chainwatch_probe_evictions_total{", "table=\"connections\""), "3");
     assert_eq!(sample("chainwatch_probe_lost_payload_bytes_total{", "reason=\"gap\""), "17");
     assert!(text.contains("# TYPE chainwatch_policy_evaluation_duration_seconds histogram"), "{text}");

@@ -5,13 +5,19 @@
 //!   path or `PATH`. If it cannot start, the test fails with the reason (never skips).
 //! - `MockKafka`: librdkafka's own mock cluster (a correct group coordinator), served on
 //!   loopback ports that other processes can connect to.
+//! - `OtlpReceiver`: an OTLP/HTTP receiver (what a collector's otlphttp receiver accepts) that
+//!   keeps and decodes the traces and metrics posted to it.
 
 mod http_server;
 mod mock;
+mod otlp_receiver;
 mod tansu;
 
 pub use http_server::HttpServer;
 pub use mock::MockKafka;
+pub use otlp_receiver::OtlpReceiver;
+/// The OTLP protobuf messages, to read what the receiver got.
+pub use opentelemetry_proto;
 pub use tansu::{TansuBroker, tansu_binary};
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for a test).

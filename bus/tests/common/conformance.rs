@@ -34,6 +34,7 @@ impl Suite {
         self.keyed_partitioning_matches_java().await;
         self.per_key_order().await;
         self.committed_offsets_survive_a_restart().await;
+        self.lag_counts_what_is_not_yet_consumed().await;
         self.uncommitted_records_are_delivered_again().await;
         self.groups_are_independent().await;
         self.group_members_split_partitions().await;
@@ -146,6 +147,21 @@ impl Suite {
         let seen: BTreeSet<Vec<u8>> = first.iter().chain(&rest).map(|r| r.value.clone()).collect();
         assert_eq!(seen.len(), 100, "every record exactly once across the restart");
         self.expect_nothing(&mut c, Duration::from_secs(1), "after restart").await;
+        c.close().await.expect("close");
+    }
+
+    pub async fn lag_counts_what_is_not_yet_consumed(&self) {
+        let topic = self.name("lag");
+        let group = self.name("lag-g");
+        self.bus.create_topic(&topic, 2).await.expect("create topic");
+        let records: Vec<_> = (0..100u32).map(|i| OutRecord::new(&topic, format!("k{}", i % 5), i.to_be_bytes().to_vec())).collect();
+        self.publish_all(records).await;
+        let mut c = self.bus.consumer(&group, &[&topic]).await.expect("consumer");
+        self.take(&mut c, 60, "lag").await;
+        let lag = c.lag();
+        assert_eq!(lag.len(), 2, "one entry per owned partition: {lag:?}");
+        assert!(lag.iter().all(|(t, _, _)| t == &topic), "{lag:?}");
+        assert_eq!(lag.iter().map(|(_, _, n)| n).sum::<u64>(), 40, "100 published, 60 consumed: {lag:?}");
         c.close().await.expect("close");
     }
 

@@ -68,6 +68,14 @@ http1(
     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body),
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n" + sse + b"0\r\n\r\n",
 )
+# A request head cut by the capture (no blank line: the rest was lost) answered by the server,
+# then a response that is only its status line (deepflow's client-ip.pcap and
+# istio-tcp-frag.pcap shapes).
+http1(
+    "cut-head",
+    b"POST /bff/check?channel=web HTTP/1.1\r\nhost: api.example\r\naccept: */*\r\nx-envoy-decorator-operation: soa-inq",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nHTTP/1.0 200 OK\r\n",
+)
 
 # http2: steer byte (0x3e: chunk 32, no gaps, default bounds) + one direction's bytes, and the
 # two directions interleaved as the target alternates them (chunk * 4 = 128 bytes).

@@ -115,9 +115,7 @@ const TRIGGERS: &[(&[u8], Trigger)] = &[
     (b"repeat", Trigger::Reveal),
     (b"tell me", Trigger::Reveal),
     (b"dump", Trigger::Reveal),
-    (b"what is", Trigger::Reveal),
-    (b"what are", Trigger::Reveal),
-    (b"what's", Trigger::Reveal),
+    (b"what", Trigger::Reveal),
     (b"share", Trigger::Reveal),
     (b"give me", Trigger::Reveal),
     (b"\xF3\xA0\x80", Trigger::Tag),
@@ -137,15 +135,15 @@ const TRIGGERS: &[(&[u8], Trigger)] = &[
     (b"\xE2\x81\xA8", Trigger::Bidi),
     (b"\xE2\x81\xA9", Trigger::Bidi),
     (b"<!--", Trigger::HtmlComment),
-    (b"display:none", Trigger::Css),
-    (b"display: none", Trigger::Css),
-    (b"visibility:hidden", Trigger::Css),
-    (b"visibility: hidden", Trigger::Css),
-    (b"font-size:0", Trigger::Css),
-    (b"font-size: 0", Trigger::Css),
-    (b"opacity:0;", Trigger::Css),
-    (b"opacity: 0;", Trigger::Css),
+    (b"display:", Trigger::Css),
+    (b"visibility:", Trigger::Css),
+    (b"font-size:", Trigger::Css),
+    (b"opacity:", Trigger::Css),
 ];
+
+/// The CSS values that hide text, after `property:` and at most one space.
+const HIDING_CSS: &[(&[u8], &[u8])] =
+    &[(b"display:", b"none"), (b"visibility:", b"hidden"), (b"font-size:", b"0"), (b"opacity:", b"0;")];
 
 const OVERRIDE_RE: &str = r"^(?:ignore|disregard|forget|override|bypass) (?:(?:all|any|the|of|these|those|every|each) )*(?:(?:all|your|my|previous|prior|above|earlier|preceding|original|initial|system|safety|developer|existing|current|old|given) )+(?:[a-z]+ )?(?:instructions?|prompts?|rules|directions|directives|guidelines|guardrails|constraints|messages|context|commands|polic(?:y|ies)|programming|restrictions|orders|training)\b|^(?:ignore|disregard|forget) (?:everything|anything|all|what) (?:above|before|prior|previously|you (?:were|have been) told)";
 const PERSONA_RE: &str = r"^(?:you are now|from now on,? you (?:are|will be|will act as)|pretend (?:to be|you are|that you are)|act as) (?:an? |the )?(?:dan\b|unrestricted|unfiltered|uncensored|jailbroken|evil|amoral|no longer|free (?:from|of)|in (?:developer|god|jailbreak|dan|unrestricted) mode|(?:ai|assistant|model|chatbot) (?:with|without) (?:no )?(?:restrictions|filters|limits|rules|guidelines)|my (?:new )?(?:system|admin|root))";
@@ -178,11 +176,12 @@ pub struct InjectionStats {
 impl InjectionScanner {
     pub fn new() -> Self {
         // The trigger set and the regexes are constants: building them cannot fail.
+        // The triggers are lowercase and searched in an ASCII-lowercased copy of the text: a
+        // case-sensitive set of at most 64 patterns keeps aho-corasick's SIMD (Teddy)
+        // prefilter, which an ascii_case_insensitive or larger one loses (it then walks the DFA
+        // one byte at a time, about 1.5x slower overall). Keep TRIGGERS under 64 (a test checks).
         let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
-            // A full DFA: the case-insensitive trigger set defeats the SIMD prefilters, and a
-            // DFA's one table lookup per byte is the fastest fallback (the table is small).
             .kind(Some(AhoCorasickKind::DFA))
             .build(TRIGGERS.iter().map(|(p, _)| p))
             .unwrap_or_else(|e| unreachable!("injection triggers: {e}"));
@@ -210,7 +209,8 @@ impl InjectionScanner {
     fn scan_phrases(&self, b: &[u8], outer: bool, hit: &mut dyn FnMut(&'static str, f64)) {
         let mut skip_until = 0;
         let mut window = Vec::with_capacity(WINDOW);
-        for m in self.ac.find_iter(b) {
+        let lowered: Vec<u8> = b.iter().map(u8::to_ascii_lowercase).collect();
+        for m in self.ac.find_iter(&lowered) {
             let p = m.start();
             if p < skip_until {
                 continue;
@@ -218,6 +218,13 @@ impl InjectionScanner {
             let t = TRIGGERS[m.pattern().as_usize()].1;
             let wordy = !matches!(t, Trigger::Tag | Trigger::ZeroWidth | Trigger::Bidi | Trigger::HtmlComment | Trigger::Css | Trigger::Marker);
             if wordy && p > 0 && b[p - 1].is_ascii_alphabetic() && !is_escaped(b, p - 1) {
+                continue;
+            }
+            // Every phrase regex needs a word end right after its trigger ("send" yes, "sends"
+            // and "posted" no): checking the next byte here spares the window and the regex
+            // for the many prose words that merely start like a trigger.
+            let phrase = matches!(t, Trigger::Override | Trigger::Persona | Trigger::Send | Trigger::Embed | Trigger::Reveal);
+            if phrase && b.get(m.end()).is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'_') {
                 continue;
             }
             let mut check = |re: &Regex, id: &'static str| {
@@ -269,7 +276,11 @@ impl InjectionScanner {
                         hit("hidden_html_comment", score_of("hidden_html_comment"));
                     }
                 }
-                Trigger::Css => hit("hidden_css_text", score_of("hidden_css_text")),
+                Trigger::Css => {
+                    if hides_text(&lowered, p, m.end()) {
+                        hit("hidden_css_text", score_of("hidden_css_text"));
+                    }
+                }
             }
         }
     }
@@ -278,25 +289,36 @@ impl InjectionScanner {
     /// rescanned for the phrase rules.
     fn scan_base64(&self, b: &[u8], hit: &mut dyn FnMut(&'static str, f64), stats: &mut InjectionStats) {
         let mut budget = BASE64_BUDGET;
-        let mut i = 0;
         let n = b.len();
-        while i < n {
-            while i < n && !B64[b[i] as usize] {
-                i += 1;
+        // Everything before `i` is handled, and b[i - 1] is not inside an unhandled run.
+        let mut i = 0;
+        while i + MIN_BASE64_RUN <= n {
+            // A run of at least MIN_BASE64_RUN chars starting in [i, probe] covers `probe`: when
+            // that byte is not base64, no such run starts there (prose skips ahead 24 bytes at
+            // a time instead of classifying every byte).
+            let probe = i + MIN_BASE64_RUN - 1;
+            if !B64[b[probe] as usize] {
+                i = probe + 1;
+                continue;
             }
-            let mut s = i;
-            while i < n && B64[b[i] as usize] {
-                i += 1;
+            let mut s = probe;
+            while s > i && B64[b[s - 1] as usize] {
+                s -= 1;
+            }
+            let mut end = probe + 1;
+            while end < n && B64[b[end] as usize] {
+                end += 1;
             }
             // A JSON escape letter (the n of \n) is not part of the run.
-            if s < i && is_escaped(b, s) {
+            if is_escaped(b, s) {
                 s += 1;
             }
-            let mut e = i;
-            while e < n && b[e] == b'=' && e - i < 2 {
+            let mut e = end;
+            while e < n && b[e] == b'=' && e - end < 2 {
                 e += 1;
             }
-            let run = &b[s..i];
+            i = e;
+            let run = &b[s..end];
             if run.len() < MIN_BASE64_RUN || (s > 0 && is_word(b[s - 1])) {
                 continue;
             }
@@ -322,7 +344,6 @@ impl InjectionScanner {
                     hit("base64_instruction", score_of("base64_instruction"));
                 }
             }
-            i = e.max(i);
         }
     }
 }
@@ -385,6 +406,15 @@ fn normalise_window(src: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Whether the CSS declaration whose `property:` is lowered[p..end] sets a value that hides
+/// text (none, hidden, a zero size or opacity), after at most one space.
+fn hides_text(lowered: &[u8], p: usize, end: usize) -> bool {
+    let Some((_, value)) = HIDING_CSS.iter().find(|(prop, _)| *prop == &lowered[p..end]) else { return false };
+    let rest = &lowered[end..];
+    let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+    rest.starts_with(value)
+}
+
 /// Whether `p` starts a line (after optional spaces, `#`, `*`): start of text, a newline, a
 /// JSON `\n` escape or the opening quote of a JSON string.
 fn at_line_start(b: &[u8], p: usize) -> bool {
@@ -436,6 +466,11 @@ mod tests {
         v.sort();
         v.dedup();
         v
+    }
+
+    #[test]
+    fn the_trigger_set_stays_small_enough_for_the_simd_prefilter() {
+        assert!(TRIGGERS.len() <= 64, "{} triggers: aho-corasick's Teddy takes at most 64", TRIGGERS.len());
     }
 
     #[test]

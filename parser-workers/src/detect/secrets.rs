@@ -111,7 +111,12 @@ fn key_char(c: u8) -> bool {
 fn validate(b: &[u8], kind: Prefix, p: usize, pe: usize) -> Option<(FindingType, usize, usize)> {
     match kind {
         Prefix::OpenAi | Prefix::Anthropic => {
-            if !left_boundary(b, p) {
+            // A bare "sk-" needs a word start (not "task-…"); the distinctive project, service
+            // account, admin and Anthropic forms are keys even glued to what precedes them
+            // (a secret missed is published, a false positive only masks a few characters).
+            let distinctive = [&b"proj-"[..], b"svcacct-", b"admin-"].iter().any(|f| b[pe..].starts_with(f))
+                || matches!(kind, Prefix::Anthropic);
+            if !distinctive && !left_boundary(b, p) {
                 return None;
             }
             let e = run(b, pe, key_char);
@@ -247,6 +252,9 @@ mod tests {
         use FindingType::*;
         let cases = [
             ("key sk-proj-Abc123def456ghi789jkl012mno345pqr", OpenaiApiKey),
+            // glued to what precedes it (a fuzzer's find): the distinctive forms still count
+            ("1111sk-proj-FuzzPlantedKey0123456789abcdefghijklmnopqrstuvwx", OpenaiApiKey),
+            ("tokensk-ant-api03-AbCdEf0123456789abcdefGHIJKL-xyz_0123AA", AnthropicApiKey),
             ("sk-ant-api03-AbCdEf0123456789abcdefGHIJKL-xyz_0123AA", AnthropicApiKey),
             ("id=AKIAIOSFODNN7EXAMPLE;", AwsAccessKey),
             ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n", AwsSecretKey),
@@ -263,7 +271,8 @@ mod tests {
             assert_eq!(f.len(), 1, "{text}: {f:?}");
             assert_eq!(f[0].0, t, "{text}");
         }
-        assert_eq!(found(cases[3].0)[0].1, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+        assert_eq!(found(cases[5].0)[0].1, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+        assert_eq!(found(cases[1].0)[0].1, "sk-proj-FuzzPlantedKey0123456789abcdefghijklmnopqrstuvwx");
     }
 
     #[test]

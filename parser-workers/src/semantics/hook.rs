@@ -80,6 +80,7 @@ impl SemanticsHook {
         let mut recognised = Recognised::Nothing;
         let mut content = String::new();
         let mut scanned_request = false;
+        let mut saas_payloads: Vec<(String, Vec<u8>)> = Vec::new();
         let mut scanned_response = false;
 
         if let Some(r) = llm::recognise(view) {
@@ -128,6 +129,8 @@ impl SemanticsHook {
             put_attributes(event, &s.attributes);
             if s.kind == saas::KIND_UPLOAD {
                 event.upload = upload::describe_request_body(view);
+                // what the action writes out, decoded (a GitHub contents put is base64 in JSON)
+                saas_payloads = saas::upload_payloads(view, &s);
             }
         }
 
@@ -139,8 +142,12 @@ impl SemanticsHook {
         }
         if event.upload.is_some() {
             self.stats.uploads += 1;
-            let payloads = upload::payloads(view);
-            if payloads.is_empty() {
+            for (location, bytes) in std::mem::take(&mut saas_payloads) {
+                findings.merge(self.detector.scan_upload(&bytes, &location, None));
+                scanned_request = true;
+            }
+            let payloads = if scanned_request { Vec::new() } else { upload::payloads(view) };
+            if payloads.is_empty() && !scanned_request {
                 findings.merge(self.detector.scan_upload(&view.request_body, "upload:body", None));
             }
             for (location, bytes, filename) in payloads {

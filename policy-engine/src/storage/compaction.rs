@@ -25,12 +25,17 @@ pub struct CompactionReport {
     pub files_written: Vec<PathBuf>,
 }
 
-/// Compacts every partition of every table that has more than `min_parts` part files.
-pub(super) async fn compact_all(writer: &mut PartWriter, min_parts: usize) -> Result<CompactionReport, StorageError> {
+/// Compacts every partition of every table that has more than `min_parts` part files and whose
+/// day `include` accepts.
+pub(super) async fn compact_all(
+    writer: &mut PartWriter,
+    min_parts: usize,
+    include: impl Fn(&str) -> bool,
+) -> Result<CompactionReport, StorageError> {
     let mut report = CompactionReport::default();
     let data_dir = writer.data_dir().to_path_buf();
     for table in catalog::ALL {
-        for day in stored_days(&data_dir, table.name)? {
+        for day in stored_days(&data_dir, table.name)?.into_iter().filter(|d| include(d)) {
             let dir = partition_dir(&data_dir, table.name, &day);
             let parts = part_files(&dir)?;
             if parts.len() <= min_parts.max(1) {

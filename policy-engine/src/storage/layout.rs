@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::{cast, filter_record_batch};
@@ -94,11 +95,12 @@ pub fn part_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StorageError> {
     Ok(parts)
 }
 
-/// Appends record batches as new part files, one per day present in the batch.
-#[derive(Debug)]
+/// Appends record batches as new part files, one per day present in the batch. Clones share
+/// the part numbering, so a clone (the scheduled compaction) never reuses a part name.
+#[derive(Debug, Clone)]
 pub struct PartWriter {
     data_dir: PathBuf,
-    next_seq: u64,
+    next_seq: Arc<AtomicU64>,
     props: WriterProperties,
 }
 
@@ -117,7 +119,7 @@ impl PartWriter {
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
-        Ok(PartWriter { data_dir: data_dir.to_path_buf(), next_seq: max_seq + 1, props })
+        Ok(PartWriter { data_dir: data_dir.to_path_buf(), next_seq: Arc::new(AtomicU64::new(max_seq + 1)), props })
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -181,8 +183,7 @@ impl PartWriter {
     fn write_part(&mut self, table: &str, day: &str, schema: SchemaRef, batches: &[RecordBatch]) -> Result<PathBuf, StorageError> {
         let dir = partition_dir(&self.data_dir, table, day);
         fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let final_path = dir.join(part_file_name(seq));
         let tmp_path = dir.join(format!(".part-{seq:012}.tmp"));
         let file = fs::File::create(&tmp_path).map_err(|e| StorageError::io(&tmp_path, e))?;

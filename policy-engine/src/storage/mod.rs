@@ -10,6 +10,7 @@ mod counts;
 mod error;
 mod layout;
 mod sampling;
+mod schedule;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ pub use catalog::{CHAIN_VERSION_COLUMN, StoredTable, Versioning};
 pub use compaction::CompactionReport;
 pub use counts::{LLM_CALL_KIND, chain_counts_batch, chain_counts_schema};
 pub use error::StorageError;
+pub use schedule::{CompactionTotals, ScheduledCompaction, StoreCompactor};
 pub use layout::{DAY_COLUMN, PART_EXTENSION, part_files, partition_dir, stored_days, table_dir};
 pub use sampling::{
     EXTERNAL_CATEGORIES, KeepReason, MAX_KEPT_CHAINS, MAX_PATTERNS_PER_AGENT, MAX_TRACKED_AGENTS, SamplingCounters,
@@ -115,7 +117,13 @@ impl ChainStore {
     /// dropping superseded versions (the views keep resolving versions, so answers do not
     /// change). Run it now and then, e.g. hourly; it reads and rewrites whole partitions.
     pub async fn compact(&mut self, min_parts: usize) -> Result<CompactionReport, StorageError> {
-        compaction::compact_all(&mut self.writer, min_parts).await
+        compaction::compact_all(&mut self.writer, min_parts, |_| true).await
+    }
+
+    /// A handle that compacts this store's closed days from another task while appends go on
+    /// (it shares the part numbering and deletes only the parts it merged).
+    pub fn compactor(&self) -> StoreCompactor {
+        StoreCompactor::new(self.writer.clone())
     }
 }
 

@@ -35,8 +35,10 @@ pub struct ProcessEvent {
 }
 
 impl ProcessEvent {
-    /// The bus key of process events: node/tgid.
+    /// The bus key of process events: the node, like semantic events. The chain builder joins
+    /// both topics, so they are co-partitioned: one member owns a node's process tree and its
+    /// semantic events (node/tgid keys sent a process and its events to different members).
     pub fn bus_key(&self) -> String {
-        format!("{}/{}", self.node, self.tgid)
+        self.node.clone()
     }
 }

@@ -1,11 +1,14 @@
 //! `Http1Connection`: the convenience driver for one HTTP/1.x connection. It owns the two
 //! bounded byte buffers (eviction counted), runs the request and response parsers, tells the
 //! response parser which method each response answers, switches both sides off HTTP after a
-//! 101 / CONNECT 2xx, and hands frames to the stitcher.
+//! 101 / CONNECT 2xx, and hands frames to the stitcher. A head the capture cut (a gap, the
+//! connection end, or a response arriving while no request was read whole) comes out as a
+//! partial exchange when its start line is whole.
 
 use super::config::Http1Config;
 use super::exchange::Http1Exchange;
 use super::frame::Http1Frame;
+use super::head::{MessageKind, StartCheck, start_check};
 use super::parser::{ExpectedResponse, Http1RequestParser, Http1ResponseParser, SwitchVerdict};
 use super::stitcher::Http1Stitcher;
 use crate::protocols::parsed::{Direction, FrameParser, Parsed, Stitcher};
@@ -48,6 +51,8 @@ pub struct Http1Stats {
     pub orphan_responses: u64,
     /// Pipelined requests forgotten / pending exchanges evicted at the pipelining cap.
     pub evicted_requests: u64,
+    /// Heads cut by the capture (no blank line came) reported from their whole lines.
+    pub cut_heads: u64,
 }
 
 /// One direction's unparsed bytes: `bytes[start..]` is pending.
@@ -93,6 +98,10 @@ pub struct Http1Connection {
     stats: Http1Stats,
     upgraded: bool,
     last_ts_ns: u64,
+    /// When client bytes last came (a cut request head starts its exchange then).
+    client_ts_ns: u64,
+    /// The buffered client bytes were no cut head when a response came (reset by client bytes).
+    client_cut_refused: bool,
 }
 
 impl Http1Connection {
@@ -108,6 +117,8 @@ impl Http1Connection {
             stats: Http1Stats::default(),
             upgraded: false,
             last_ts_ns: 0,
+            client_ts_ns: 0,
+            client_cut_refused: false,
         }
     }
 
@@ -137,7 +148,11 @@ impl Http1Connection {
     pub fn feed(&mut self, dir: Direction, bytes: &[u8], ts_ns: u64) -> Vec<Http1Exchange> {
         self.last_ts_ns = ts_ns;
         match dir {
-            Direction::ClientToServer => self.stats.client_bytes += bytes.len() as u64,
+            Direction::ClientToServer => {
+                self.stats.client_bytes += bytes.len() as u64;
+                self.client_ts_ns = ts_ns;
+                self.client_cut_refused = false;
+            }
             Direction::ServerToClient => self.stats.server_bytes += bytes.len() as u64,
         }
         let mut out = Vec::new();
@@ -185,9 +200,10 @@ impl Http1Connection {
     pub fn gap(&mut self, dir: Direction, len: u64) -> Vec<Http1Exchange> {
         self.stats.gaps += 1;
         self.stats.gap_bytes += len;
-        let dropped = self.buffer_mut(dir).clear() as u64;
         let mut out = Vec::new();
         let ts = self.last_ts_ns;
+        self.cut_head(dir, true, ts, &mut out);
+        let dropped = self.buffer_mut(dir).clear() as u64;
         self.lose(dir, len + dropped, ts, &mut out);
         out
     }
@@ -197,9 +213,11 @@ impl Http1Connection {
     pub fn flush(&mut self) -> Vec<Http1Exchange> {
         let ts = self.last_ts_ns;
         let mut out = Vec::new();
+        self.cut_head(Direction::ClientToServer, false, ts, &mut out);
         if let Some(frame) = self.requests.finish() {
             out.extend(self.stitcher.push(Direction::ClientToServer, frame, ts));
         }
+        self.cut_head(Direction::ServerToClient, false, ts, &mut out);
         if let Some(frame) = self.responses.finish() {
             out.extend(self.stitcher.push(Direction::ServerToClient, frame, ts));
         }
@@ -214,6 +232,49 @@ impl Http1Connection {
             Direction::ClientToServer => &mut self.client,
             Direction::ServerToClient => &mut self.server,
         }
+    }
+
+    /// The head buffered for `dir` will never end: when its start line is whole, hand it (with
+    /// its whole header lines) to the stitcher as a message that ended incomplete, marked as
+    /// hit by a gap when `lost`, and drop the buffered bytes. A request is timed by the last
+    /// client bytes, as a whole head is. Returns whether there was such a head.
+    fn cut_head(
+        &mut self,
+        dir: Direction,
+        lost: bool,
+        ts_ns: u64,
+        out: &mut Vec<Http1Exchange>,
+    ) -> bool {
+        let frames = match dir {
+            Direction::ClientToServer if self.client.len() > 0 => {
+                self.requests.cut_head(self.client.pending())
+            }
+            Direction::ServerToClient if self.server.len() > 0 => {
+                self.responses.cut_head(self.server.pending())
+            }
+            _ => None,
+        };
+        let Some([head, end]) = frames else {
+            return false;
+        };
+        let ts_ns = match dir {
+            Direction::ClientToServer => self.client_ts_ns,
+            Direction::ServerToClient => ts_ns,
+        };
+        self.buffer_mut(dir).clear();
+        self.stats.cut_heads += 1;
+        if let Http1Frame::Request(request) = &head {
+            self.responses.expect(ExpectedResponse {
+                method: request.method.clone(),
+                may_switch: false,
+            });
+        }
+        let lost = lost.then_some(Http1Frame::Gap { len: 0 });
+        for frame in [Some(head), lost, Some(end)].into_iter().flatten() {
+            self.stats.frames += 1;
+            out.extend(self.stitcher.push(dir, frame, ts_ns));
+        }
+        true
     }
 
     fn lose(&mut self, dir: Direction, len: u64, ts_ns: u64, out: &mut Vec<Http1Exchange>) {
@@ -231,6 +292,9 @@ impl Http1Connection {
 
     /// Run `dir`'s parser over its buffer until it needs more bytes.
     fn drain(&mut self, dir: Direction, ts_ns: u64, out: &mut Vec<Http1Exchange>) {
+        if dir == Direction::ClientToServer {
+            self.client_cut_refused = false;
+        }
         // Taken out so the parse loop can read it while the parsers and stitcher change.
         let mut buffer = std::mem::take(self.buffer_mut(dir));
         let consumed = self.parse_run(dir, buffer.pending(), ts_ns, out);
@@ -251,6 +315,18 @@ impl Http1Connection {
         let mut pos = 0usize;
         loop {
             let pending = buf.get(pos..).unwrap_or_default();
+            if dir == Direction::ServerToClient
+                && !self.client_cut_refused
+                && self.client.len() > 0
+                && self.responses.expects_nothing()
+                && start_check(pending, MessageKind::Response, true) == StartCheck::Yes
+            {
+                // A status line while the request it answers is still a head without its
+                // blank line: the capture cut that head (a server answers whole heads).
+                // Tried once per client feed, so junk waiting there is not re-read per response.
+                self.client_cut_refused =
+                    !self.cut_head(Direction::ClientToServer, false, ts_ns, out);
+            }
             let parsed = match dir {
                 Direction::ClientToServer => self.requests.parse(pending),
                 Direction::ServerToClient => self.responses.parse(pending),

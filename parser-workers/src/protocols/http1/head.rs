@@ -276,6 +276,69 @@ pub fn parse_response_head(buf: &[u8], max_head: usize) -> HeadParse<ResponseHea
     }
 }
 
+/// The lines of a head the capture cut (no blank line came) that did end, closed with a blank
+/// line so that httparse reads them: the start line alone (`whole_lines` false) or every line
+/// up to the last line end. `None` when not even the start line ended within `max_head` bytes.
+fn close_cut_head(buf: &[u8], max_head: usize, whole_lines: bool) -> Option<Vec<u8>> {
+    let buf = buf.get(..buf.len().min(max_head))?;
+    let end = if whole_lines {
+        memchr::memrchr(b'\n', buf)?
+    } else {
+        memchr::memchr(b'\n', buf)?
+    };
+    let lines = buf.get(..=end)?;
+    let mut closed = Vec::with_capacity(lines.len() + 2);
+    closed.extend_from_slice(lines);
+    closed.extend_from_slice(b"\r\n");
+    Some(closed)
+}
+
+/// Read a request head the capture cut at the front of `buf`: the request line (method SP
+/// target SP HTTP/1.x) must be whole; header lines that ended are kept, a cut last line is
+/// dropped, and when a header line is malformed only the request line is kept. The head has
+/// no body framing (its end was never seen) and `head_len` covers all of `buf`.
+pub fn parse_cut_request_head(buf: &[u8], max_head: usize) -> Option<RequestHead> {
+    [true, false].into_iter().find_map(|whole_lines| {
+        let closed = close_cut_head(buf, max_head, whole_lines)?;
+        let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut raw);
+        match req.parse(&closed) {
+            Ok(httparse::Status::Complete(_)) => Some(RequestHead {
+                method: req.method.unwrap_or_default().to_string(),
+                path: req.path.unwrap_or_default().to_string(),
+                version_minor: req.version.unwrap_or(1),
+                headers: headers_from(req.headers),
+                head_len: buf.len(),
+                framing: BodyFraming::None,
+                expect_continue: false,
+                upgrade: None,
+            }),
+            _ => None,
+        }
+    })
+}
+
+/// Read a response head the capture cut at the front of `buf`, as `parse_cut_request_head`
+/// does: the status line must be whole; there is no body framing.
+pub fn parse_cut_response_head(buf: &[u8], max_head: usize) -> Option<ResponseHead> {
+    [true, false].into_iter().find_map(|whole_lines| {
+        let closed = close_cut_head(buf, max_head, whole_lines)?;
+        let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut raw);
+        match resp.parse(&closed) {
+            Ok(httparse::Status::Complete(_)) => Some(ResponseHead {
+                version_minor: resp.version.unwrap_or(1),
+                status: resp.code.unwrap_or_default(),
+                reason: resp.reason.unwrap_or_default().to_string(),
+                headers: headers_from(resp.headers),
+                head_len: buf.len(),
+                framing: BodyFraming::None,
+            }),
+            _ => None,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +388,33 @@ mod tests {
         // Resumed after the "\r" arrived alone: still the empty section.
         assert_eq!(find_blank_line(b"\r\n", 1), Some(2));
         assert_eq!(skip_over_long_head(b"GET /\r\nX: aaaa"), 7);
+    }
+
+    #[test]
+    fn cut_heads_keep_their_whole_lines() {
+        let r = parse_cut_request_head(
+            b"POST /p?q=1 HTTP/1.1\r\nhost: h.example\r\nx-cut: abc",
+            1024,
+        )
+        .expect("request line is whole");
+        assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/p?q=1"));
+        assert_eq!(r.headers.len(), 1);
+        assert_eq!(r.headers[0].value, "h.example");
+        assert_eq!((r.head_len, r.framing), (49, BodyFraming::None));
+        // a malformed header line: the request line alone
+        let r = parse_cut_request_head(b"GET /x HTTP/1.0\r\nbad line\r\nA: b", 1024)
+            .expect("request line is whole");
+        assert!(r.headers.is_empty() && r.version_minor == 0);
+        assert!(parse_cut_request_head(b"GET /x HTTP/1.1", 1024).is_none());
+        assert!(parse_cut_request_head(b"GET /x\r\nHost: a\r\n", 1024).is_none());
+        assert!(parse_cut_request_head(b"GET /x HTTP/1.1\r\n", 5).is_none());
+        assert!(parse_cut_request_head(b"", 1024).is_none());
+        let r = parse_cut_response_head(b"HTTP/1.0 200 OK\r\n", 1024).expect("status line");
+        assert_eq!(
+            (r.status, r.version_minor, r.reason.as_str()),
+            (200, 0, "OK")
+        );
+        assert!(parse_cut_response_head(b"HTTP/1.1 20", 1024).is_none());
     }
 
     #[test]

@@ -4,14 +4,19 @@
 //!
 //! The response parser must know what each response answers (HEAD has no body, CONNECT 2xx
 //! and 101 switch protocols): the connection tells it with [`Http1ResponseParser::expect`].
+//!
+//! A head the capture cut (no blank line ever comes: a gap, the connection end, or a response
+//! that can only answer it) is read by `cut_head` when its start line is whole: the head
+//! with the header lines that ended, then an incomplete `End`.
 
 use std::collections::VecDeque;
 
 use super::body_reader::{AfterEnd, BodyReader, BodyState};
 use super::frame::{BodyFraming, Http1Frame};
 use super::head::{
-    HeadParse, MessageKind, StartCheck, find_blank_line, parse_request_head, parse_response_head,
-    skip_over_long_head, skip_to_next_start, start_check,
+    HeadParse, MessageKind, StartCheck, find_blank_line, parse_cut_request_head,
+    parse_cut_response_head, parse_request_head, parse_response_head, skip_over_long_head,
+    skip_to_next_start, start_check,
 };
 use crate::protocols::parsed::{FrameParser, Parsed};
 
@@ -70,6 +75,14 @@ fn head_end(buf: &[u8], scanned: &mut usize, max_head: usize) -> HeadEnd {
     }
 }
 
+/// The end of a message whose head was cut: nothing after the head was seen.
+fn cut_end() -> Http1Frame {
+    Http1Frame::End {
+        trailers: Vec::new(),
+        complete: false,
+    }
+}
+
 /// Client-to-server parser.
 #[derive(Debug, Clone)]
 pub struct Http1RequestParser {
@@ -117,6 +130,22 @@ impl Http1RequestParser {
     /// Connection end: close the message in progress, if any.
     pub fn finish(&mut self) -> Option<Http1Frame> {
         self.body.finish()
+    }
+
+    /// The request head at the front of `buf` will never end (see the module doc). When its
+    /// request line is whole: the head and an incomplete `End`, and the caller drops `buf`;
+    /// the parser then looks for the next request strictly. `None` when no head is in
+    /// progress or it has no whole request line.
+    pub fn cut_head(&mut self, buf: &[u8]) -> Option<[Http1Frame; 2]> {
+        if self.body.state != BodyState::Head
+            || start_check(buf, MessageKind::Request, self.resyncing) != StartCheck::Yes
+        {
+            return None;
+        }
+        let head = parse_cut_request_head(buf, self.limits.max_head_bytes)?;
+        self.scanned = 0;
+        self.resyncing = true;
+        Some([Http1Frame::Request(head), cut_end()])
     }
 
     /// Bytes lost: step over them inside a sized body, or resynchronise.
@@ -258,6 +287,30 @@ impl Http1ResponseParser {
     /// Connection end: an until-close body ends complete, a sized one incomplete.
     pub fn finish(&mut self) -> Option<Http1Frame> {
         self.body.finish()
+    }
+
+    /// True between messages when no request waits for its response: a status line now
+    /// answers a request this parser was never told of.
+    pub fn expects_nothing(&self) -> bool {
+        self.body.state == BodyState::Head && self.expected.is_empty()
+    }
+
+    /// The response head at the front of `buf` will never end (see the module doc). When its
+    /// status line is whole: the head (answering the oldest expected request, never switching
+    /// protocols) and an incomplete `End`, and the caller drops `buf`.
+    pub fn cut_head(&mut self, buf: &[u8]) -> Option<[Http1Frame; 2]> {
+        if self.body.state != BodyState::Head
+            || start_check(buf, MessageKind::Response, true) != StartCheck::Yes
+        {
+            return None;
+        }
+        let head = parse_cut_response_head(buf, self.limits.max_head_bytes)?;
+        self.scanned = 0;
+        self.last_verdict = SwitchVerdict::None;
+        if !head.is_interim() {
+            self.expected.pop_front();
+        }
+        Some([Http1Frame::Response(head), cut_end()])
     }
 
     /// Bytes lost: step over them inside a sized body, or resynchronise.

@@ -535,7 +535,8 @@ fn gaps_are_stepped_over_or_resynchronised() {
     assert_eq!(out[1].response_body.bytes, b"z");
     assert!(!out[1].flags.gap);
 
-    // a gap in a head: the partial head is dropped and the next request found
+    // a gap in a head: its whole request line makes a partial request (marked as hit by the
+    // gap), the rest of the head is skipped and the next request found
     let mut conn = Http1Connection::new(Http1Config::default());
     conn.feed(C2S, b"GET /lost HTTP/1.1\r\nHo", 1);
     assert!(conn.gap(C2S, 100).is_empty());
@@ -544,10 +545,119 @@ fn gaps_are_stepped_over_or_resynchronised() {
         b"st: x\r\n\r\nPOST /found HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
         2,
     );
-    let out = conn.feed(S2C, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 3);
+    let mut out = conn.feed(S2C, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 3);
+    out.extend(conn.feed(S2C, b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", 4));
+    assert_eq!(out.len(), 2);
+    assert_eq!((out[0].path.as_str(), out[0].status), ("/lost", Some(200)));
+    assert!(out[0].flags.partial && out[0].flags.gap && out[0].request_headers.is_empty());
+    assert_eq!((out[1].path.as_str(), out[1].status), ("/found", Some(201)));
+    assert!(!out[1].flags.partial && !out[1].flags.gap);
+    assert_eq!((conn.stats().gaps, conn.stats().cut_heads), (1, 1));
+
+    // a gap before the request line ended: nothing is invented
+    let mut conn = Http1Connection::new(Http1Config::default());
+    conn.feed(C2S, b"GET /lo", 1);
+    assert!(conn.gap(C2S, 100).is_empty());
+    assert!(conn.flush().is_empty());
+    assert_eq!(conn.stats().cut_heads, 0);
+}
+
+#[test]
+fn cut_request_head_answered_by_a_response() {
+    // deepflow client-ip.pcap's shape: the request head stops mid-header (the rest was lost
+    // by the capture), then the server answers
+    let c2s = b"POST /bff/check?channel=web HTTP/1.1\r\nhost: api.example\r\naccept: */*\r\nauthorization: Bearer sk-1\r\nx-envoy-decorator-operation: soa-inq";
+    let s2c = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+    let mut conn = Http1Connection::new(Http1Config::default());
+    assert!(conn.feed(C2S, c2s, 1).is_empty());
+    let out = conn.feed(S2C, s2c, 2);
     assert_eq!(out.len(), 1);
-    assert_eq!(out[0].path, "/found");
-    assert_eq!(conn.stats().gaps, 1);
+    let e = &out[0];
+    assert_eq!(
+        (e.method.as_str(), e.path.as_str()),
+        ("POST", "/bff/check?channel=web")
+    );
+    assert_eq!(e.host.as_deref(), Some("api.example"));
+    let names: Vec<_> = e.request_headers.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["host", "accept", "authorization"]); // the cut line is dropped
+    assert!(e.request_headers[2].redacted && e.request_headers[2].value.is_empty());
+    assert_eq!(
+        (e.status, e.response_body.bytes.as_slice()),
+        (Some(200), &b"ok"[..])
+    );
+    assert!(e.flags.partial && !e.flags.gap);
+    assert!(conn.flush().is_empty());
+    let stats = conn.stats();
+    assert_eq!((stats.cut_heads, stats.orphan_responses), (1, 0));
+
+    // bytes of the lost head arriving late are skipped; the next request is read whole
+    conn.feed(C2S, b"ation\r\n\r\nGET /next HTTP/1.1\r\n\r\n", 3);
+    let out = conn.feed(S2C, b"HTTP/1.1 204 No Content\r\n\r\n", 4);
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].path.as_str(), out[0].status), ("/next", Some(204)));
+    assert!(!out[0].flags.partial);
+}
+
+#[test]
+fn pipelined_head_still_arriving_is_not_cut() {
+    // the response to /a comes while the head of /b is half sent: /b is not cut
+    let mut conn = Http1Connection::new(Http1Config::default());
+    conn.feed(C2S, b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\nHo", 1);
+    let out = conn.feed(S2C, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 2);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].path, "/a");
+    conn.feed(C2S, b"st: h\r\n\r\n", 3);
+    let out = conn.feed(S2C, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 4);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].path.as_str(), out[0].host.as_deref()),
+        ("/b", Some("h"))
+    );
+    assert!(!out[0].flags.partial);
+    assert_eq!(conn.stats().cut_heads, 0);
+
+    // a request line not yet whole is never cut: the response stays an orphan
+    let (ex, stats) = run(
+        b"GET /half HTTP/1.",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(ex.len(), 1);
+    assert!(ex[0].method.is_empty() && ex[0].status == Some(200));
+    assert_eq!((stats.cut_heads, stats.orphan_responses), (0, 1));
+}
+
+#[test]
+fn cut_heads_at_connection_end() {
+    // deepflow istio-tcp-frag.pcap's shape: the response is its status line alone
+    let (ex, stats) = run(
+        b"GET /productpage HTTP/1.1\r\nhost: productpage:9080\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\n",
+    );
+    assert_eq!(ex.len(), 1);
+    assert_eq!(
+        (ex[0].path.as_str(), ex[0].status),
+        ("/productpage", Some(200))
+    );
+    assert_eq!(ex[0].version, "HTTP/1.1");
+    assert!(ex[0].flags.partial && ex[0].response_headers.is_empty());
+    assert_eq!(stats.cut_heads, 1);
+
+    // a request cut with no answer, then a response head cut after one header
+    let (ex, stats) = run(
+        b"DELETE /item/7 HTTP/1.1\r\nHost: h\r\n",
+        b"HTTP/1.1 404 Not Found\r\nServer: s\r\nContent-Le",
+    );
+    assert_eq!(ex.len(), 1);
+    assert_eq!((ex[0].method.as_str(), ex[0].status), ("DELETE", Some(404)));
+    assert_eq!(ex[0].host.as_deref(), Some("h"));
+    assert_eq!(ex[0].response_headers.len(), 1);
+    assert!(ex[0].flags.partial);
+    assert_eq!((stats.cut_heads, stats.orphan_responses), (2, 0));
+
+    // a status line not yet whole gives no status
+    let (ex, _) = run(b"GET / HTTP/1.1\r\n\r\n", b"HTTP/1.1 200 O");
+    assert_eq!(ex.len(), 1);
+    assert!(ex[0].status.is_none() && ex[0].flags.partial);
 }
 
 #[test]
@@ -829,6 +939,38 @@ proptest! {
             let (a, b) = cp[ci];
             got.extend(conn.feed(C2S, &c2s[a..b], 1));
             ci += 1;
+        }
+        got.extend(conn.flush());
+        prop_assert_eq!(strip_ts(got), strip_ts(whole));
+    }
+
+    #[test]
+    fn cut_heads_give_the_same_exchanges_for_any_split(
+        c_cuts in proptest::collection::vec(0usize..200, 0..8),
+        s_cuts in proptest::collection::vec(0usize..200, 0..8),
+        cut_at in 0usize..120,
+    ) {
+        // one whole exchange, then a request head cut at `cut_at` answered by a response whose
+        // own head is cut too; client bytes go first (a server answers what it read)
+        let mut c2s = b"GET /one HTTP/1.1\r\nHost: h\r\n\r\n".to_vec();
+        let cut = b"POST /two HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nX-Trace: abcdef\r\n\r\n";
+        c2s.extend_from_slice(&cut[..cut_at.min(cut.len() - 4)]);
+        let s2c = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 503 Unavailable\r\nRetry-After: 1\r\nX-Cut";
+        let (whole, _) = run(&c2s, s2c);
+        let pieces = |data: &[u8], cuts: &[usize]| -> Vec<Vec<u8>> {
+            let mut cuts: Vec<usize> = cuts.iter().map(|&c| c % (data.len() + 1)).collect();
+            cuts.push(data.len());
+            cuts.sort();
+            let mut prev = 0;
+            cuts.into_iter().map(|c| { let r = data[prev..c].to_vec(); prev = c; r }).collect()
+        };
+        let mut conn = Http1Connection::new(Http1Config::default());
+        let mut got = Vec::new();
+        for p in pieces(&c2s, &c_cuts) {
+            got.extend(conn.feed(C2S, &p, 1));
+        }
+        for p in pieces(s2c, &s_cuts) {
+            got.extend(conn.feed(S2C, &p, 2));
         }
         got.extend(conn.flush());
         prop_assert_eq!(strip_ts(got), strip_ts(whole));

@@ -1,4 +1,7 @@
-//! `Http2Exchange`: one HTTP/2 stream as a request/response pair, with secrets redacted.
+//! `Http2Exchange`: one HTTP/2 stream as a request/response pair, with secrets redacted and
+//! binary (`-bin`) header values kept as base64 text.
+
+use base64::Engine as _;
 
 /// What replaces the value of a header that carries a secret.
 pub const REDACTED: &str = "[REDACTED]";
@@ -20,7 +23,31 @@ pub fn is_secret_header(name: &str) -> bool {
         .any(|s| s.eq_ignore_ascii_case(name))
 }
 
-/// One header field as kept in an exchange (lossy UTF-8; secret values redacted).
+/// Whether a header carries binary metadata (gRPC: the name ends in `-bin`).
+pub fn is_binary_header(name: &str) -> bool {
+    name.len() > 4
+        && name
+            .get(name.len() - 4..)
+            .is_some_and(|end| end.eq_ignore_ascii_case("-bin"))
+}
+
+/// The text kept for a `-bin` header value: base64 as gRPC sends it (kept as sent when it is
+/// text), or the raw bytes base64-encoded (unpadded, as gRPC emits it) when they are not:
+/// grpc-core's "true binary" form (a 0 byte, then the raw value) loses its 0 byte. Never
+/// lossy, so `grpc-status-details-bin` still decodes.
+pub fn binary_header_text(value: &[u8]) -> String {
+    let engine = base64::engine::general_purpose::STANDARD_NO_PAD;
+    match value.split_first() {
+        Some((0, raw)) => engine.encode(raw),
+        _ => match std::str::from_utf8(value) {
+            Ok(text) => text.to_string(),
+            Err(_) => engine.encode(value),
+        },
+    }
+}
+
+/// One header field as kept in an exchange (lossy UTF-8, `-bin` values as base64 text;
+/// secret values redacted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderField {
     pub name: String,
@@ -33,6 +60,8 @@ impl HeaderField {
         let name = String::from_utf8_lossy(name).into_owned();
         let value = if is_secret_header(&name) {
             REDACTED.to_string()
+        } else if is_binary_header(&name) {
+            binary_header_text(value)
         } else {
             String::from_utf8_lossy(value).into_owned()
         };
@@ -140,5 +169,34 @@ mod tests {
             assert_eq!(f.value, REDACTED, "{name}");
         }
         assert_eq!(HeaderField::from_wire(b"content-type", b"a/b").value, "a/b");
+    }
+
+    #[test]
+    fn binary_values_stay_base64_text() {
+        // google.rpc.Status {code: 13, message: "boom"}
+        let status = b"\x08\x0d\x12\x04boom";
+        // as gRPC sends it: base64 text, kept as sent (padded or not)
+        let f = HeaderField::from_wire(b"grpc-status-details-bin", b"CA0SBGJvb20=");
+        assert_eq!(f.value, "CA0SBGJvb20=");
+        // grpc-core's true binary (0 byte, raw bytes): base64 of the raw bytes, not lossy text
+        let mut raw = vec![0u8];
+        raw.extend_from_slice(status);
+        let f = HeaderField::from_wire(b"grpc-status-details-bin", &raw);
+        assert_eq!(f.value, "CA0SBGJvb20");
+        // raw bytes without the 0 byte that are not UTF-8
+        let f = HeaderField::from_wire(b"X-Trace-Bin", &[0xff, 0xfe, 0x01]);
+        assert_eq!(f.value, "//4B");
+        // a header merely named like one is untouched; a non-bin header stays lossy text
+        assert_eq!(HeaderField::from_wire(b"-bin", &[0xff]).value, "\u{FFFD}");
+        assert_eq!(
+            HeaderField::from_wire(b"x-cabin", &[0xff]).value,
+            "\u{FFFD}"
+        );
+        assert_eq!(HeaderField::from_wire(b"x-bin", b"").value, "");
+        // secrets stay redacted whatever their name ends with
+        assert_eq!(
+            HeaderField::from_wire(b"authorization", b"\0abc").value,
+            REDACTED
+        );
     }
 }

@@ -14,7 +14,8 @@ pub enum PgExchangeKind {
     Startup,
     /// CancelRequest (one-way).
     CancelRequest,
-    /// One 'Q' message (possibly several statements) up to ReadyForQuery.
+    /// One statement of a 'Q' message up to its CommandComplete (the last one up to
+    /// ReadyForQuery); a 'Q' holding several statements gives one exchange per statement.
     SimpleQuery,
     /// One Execute of the extended protocol (or the Parse/Bind that failed before it).
     ExtendedQuery,
@@ -103,7 +104,7 @@ pub struct PgExchange {
     pub database: Option<String>,
     /// `application_name` from the StartupMessage (or ParameterStatus).
     pub application_name: Option<String>,
-    /// SQL text (simple query text, or the Parse text behind an Execute).
+    /// SQL text (the statement of a simple query, or the Parse text behind an Execute).
     pub sql: Option<String>,
     /// Prepared statement name (extended protocol; empty = unnamed).
     pub statement: Option<String>,
@@ -111,7 +112,8 @@ pub struct PgExchange {
     pub portal: Option<String>,
     /// The last CommandComplete tag ("SELECT 5", "INSERT 0 3"...).
     pub command_tag: Option<String>,
-    /// Every CommandComplete tag (a simple query may run several statements), bounded.
+    /// Every CommandComplete tag, bounded: one per statement, more only when the server ran
+    /// more statements than the text was split into.
     pub command_tags: Vec<String>,
     /// Rows affected or returned according to the command tags (sum), if any tag had a count.
     pub rows: Option<u64>,

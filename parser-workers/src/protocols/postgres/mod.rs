@@ -17,6 +17,7 @@ mod framing;
 pub mod frontend;
 pub mod message;
 pub mod stitcher;
+mod statements;
 pub mod wire;
 
 pub use backend::PgBackendParser;

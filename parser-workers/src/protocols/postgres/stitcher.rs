@@ -1,9 +1,12 @@
 //! Pairs PostgreSQL frontend and backend messages into `PgExchange`s: startup and
-//! authentication outcome, simple queries, and the extended protocol (Parse/Bind/Describe/
-//! Execute/Sync, pipelined) with SQL text carried from Parse to Execute through named and
-//! unnamed statements and portals. Every table and queue is bounded and evictions are counted.
+//! authentication outcome, simple queries (one exchange per statement of a 'Q' holding
+//! several, each matched to its CommandComplete in order), and the extended protocol
+//! (Parse/Bind/Describe/Execute/Sync, pipelined) with SQL text carried from Parse to Execute
+//! through named and unnamed statements and portals. Every table and queue is bounded and
+//! evictions are counted.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 
 use super::config::PgConfig;
 use super::exchange::{
@@ -12,12 +15,15 @@ use super::exchange::{
 use super::message::{
     BackendMessage, FrontendMessage, PgColumn, PgFrame, PgMessage, PgNotice, SampledBytes,
 };
+use super::statements::split_statements;
 use crate::protocols::parsed::{Direction, Stitcher};
 
 /// Most authentication steps kept on a startup exchange.
 const MAX_AUTH_STEPS: usize = 16;
 /// Most notices kept on an exchange.
 const MAX_NOTICES: usize = 8;
+/// Most statements of one simple query reported apart; the rest share the last exchange.
+const MAX_QUERY_STATEMENTS: usize = 64;
 
 /// Counters of the stitcher: bounds hit and responses that matched nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,6 +42,8 @@ pub struct PgStitcherStats {
     pub discarded_after_error: u64,
     /// Response bytes that could be given to no exchange.
     pub unattributed_response_bytes: u64,
+    /// Statements of a multi-statement simple query that never ran (an error aborted them).
+    pub statements_not_run: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +75,21 @@ struct PendingOp {
     current_set: Option<usize>,
     /// Columns of the result set being filled (also when no longer sampled).
     current_columns: Vec<PgColumn>,
+    /// A simple query of several statements: the ones after `exchange`'s.
+    script: Option<QueryScript>,
+}
+
+/// The statements of one simple query still to run, and the text they come from.
+#[derive(Debug, Clone)]
+struct QueryScript {
+    text: String,
+    /// Where the running statement (`PendingOp::exchange`) starts in `text`.
+    running_from: usize,
+    /// When the running statement got its CommandComplete: the next response message starts
+    /// the next statement (a ReadyForQuery instead means the server ran no more of them).
+    completed_at: Option<u64>,
+    /// The statements after it: their range in `text` and their exchange.
+    next: VecDeque<(Range<usize>, PgExchange)>,
 }
 
 impl PendingOp {
@@ -80,7 +103,33 @@ impl PendingOp {
             result_formats: Vec::new(),
             current_set: None,
             current_columns: Vec::new(),
+            script: None,
         }
+    }
+
+    /// Every exchange the op holds: its own, then the statements its query never reached.
+    fn into_exchanges(self) -> impl Iterator<Item = PgExchange> {
+        let rest = self
+            .script
+            .into_iter()
+            .flat_map(|s| s.next.into_iter().map(|(_, ex)| ex));
+        self.exchange.into_iter().chain(rest)
+    }
+
+    /// The running statement of a simple query completed and a response to the next one
+    /// came: hand back its exchange and start the next one. `None` (nothing changes) when the
+    /// running statement is not complete or no statement follows.
+    fn next_statement(&mut self) -> Option<PgExchange> {
+        let script = self.script.as_mut()?;
+        let ts_ns = script.completed_at?;
+        let (range, mut next) = script.next.pop_front()?;
+        script.completed_at = None;
+        script.running_from = range.start;
+        next.start_ts_ns = ts_ns;
+        next.end_ts_ns = ts_ns;
+        self.current_set = None;
+        self.current_columns.clear();
+        self.exchange.replace(next)
     }
 
     fn carries_result(&self) -> bool {
@@ -170,7 +219,13 @@ impl PgStitcher {
             s.flags.partial = true;
         }
         for op in self.pending.iter_mut() {
-            if let Some(ex) = op.exchange.as_mut() {
+            let running_done = op.script.as_ref().is_some_and(|s| s.completed_at.is_some());
+            let running = op.exchange.iter_mut().filter(|_| !running_done);
+            let queued = op
+                .script
+                .iter_mut()
+                .flat_map(|s| s.next.iter_mut().map(|(_, ex)| ex));
+            for ex in running.chain(queued) {
                 ex.flags.partial = true;
             }
         }
@@ -184,8 +239,10 @@ impl PgStitcher {
             out.push(s);
         }
         for op in self.pending.drain(..) {
-            if let Some(mut ex) = op.exchange {
-                ex.flags.partial = true;
+            // A statement that got its CommandComplete is whole; the ones after it are not.
+            let running_done = op.script.as_ref().is_some_and(|s| s.completed_at.is_some());
+            for (i, mut ex) in op.into_exchanges().enumerate() {
+                ex.flags.partial |= !(i == 0 && running_done);
                 out.push(ex);
             }
         }
@@ -203,7 +260,12 @@ impl PgStitcher {
     fn enqueue(&mut self, op: PendingOp, out: &mut Vec<PgExchange>) {
         if self.pending.len() >= self.config.max_pending.max(1) {
             self.stats.pending_evictions += 1;
-            if let Some(mut ex) = self.pending.pop_front().and_then(|o| o.exchange) {
+            for mut ex in self
+                .pending
+                .pop_front()
+                .into_iter()
+                .flat_map(PendingOp::into_exchanges)
+            {
                 ex.flags.partial = true;
                 out.push(ex);
             }
@@ -294,11 +356,8 @@ impl PgStitcher {
             },
             FrontendMessage::Query { sql, truncated } => {
                 let (start, bytes) = self.take_request(wire_len, ts_ns);
-                let mut ex = self.new_exchange(PgExchangeKind::SimpleQuery, start);
-                ex.sql = Some(sql);
-                ex.request_bytes = bytes;
-                ex.flags.truncated = truncated;
-                self.enqueue(PendingOp::new(OpKind::Query, Some(ex)), &mut out);
+                let op = self.simple_query(sql, truncated, start, bytes);
+                self.enqueue(op, &mut out);
             }
             FrontendMessage::Parse {
                 statement,
@@ -424,6 +483,43 @@ impl PgStitcher {
         out
     }
 
+    /// The op of a simple query: one exchange per statement when the text holds several (the
+    /// request bytes go to the first; a text cut by the SQL bound flags the last), else one
+    /// exchange with the whole text.
+    fn simple_query(&self, sql: String, truncated: bool, start: u64, bytes: u64) -> PendingOp {
+        let exchange = |text: String, cut: bool| {
+            let mut ex = self.new_exchange(PgExchangeKind::SimpleQuery, start);
+            ex.sql = Some(text);
+            ex.flags.truncated = cut;
+            ex
+        };
+        let mut ranges = split_statements(&sql, MAX_QUERY_STATEMENTS).into_iter();
+        let (Some(first), Some(_)) = (ranges.next(), ranges.clone().next()) else {
+            let mut ex = exchange(sql, truncated);
+            ex.request_bytes = bytes;
+            return PendingOp::new(OpKind::Query, Some(ex));
+        };
+        let text_of = |r: &Range<usize>| sql.get(r.clone()).unwrap_or_default().to_string();
+        let last = ranges.len();
+        let next: VecDeque<_> = ranges
+            .enumerate()
+            .map(|(i, r)| {
+                let ex = exchange(text_of(&r), truncated && i + 1 == last);
+                (r, ex)
+            })
+            .collect();
+        let mut ex = exchange(text_of(&first), false);
+        ex.request_bytes = bytes;
+        let mut op = PendingOp::new(OpKind::Query, Some(ex));
+        op.script = Some(QueryScript {
+            running_from: first.start,
+            completed_at: None,
+            next,
+            text: sql,
+        });
+        op
+    }
+
     fn result_target_mut(&mut self) -> Option<&mut PendingOp> {
         self.pending.iter_mut().find(|op| op.carries_result())
     }
@@ -441,7 +537,12 @@ impl PgStitcher {
             .iter()
             .position(|op| kinds.contains(&op.kind))?;
         for _ in 0..idx {
-            if let Some(mut ex) = self.pending.pop_front().and_then(|o| o.exchange) {
+            for mut ex in self
+                .pending
+                .pop_front()
+                .into_iter()
+                .flat_map(PendingOp::into_exchanges)
+            {
                 ex.flags.partial = true;
                 out.push(ex);
             }
@@ -461,6 +562,11 @@ impl PgStitcher {
 
     fn backend(&mut self, msg: BackendMessage, wire_len: usize, ts_ns: u64) -> Vec<PgExchange> {
         let mut out = Vec::new();
+        if answers_a_statement(&msg)
+            && let Some(done) = self.result_target_mut().and_then(PendingOp::next_statement)
+        {
+            out.push(done);
+        }
         self.attribute_response(&msg, wire_len, ts_ns);
         match msg {
             BackendMessage::EncryptionReply { accepted, .. } => {
@@ -521,7 +627,8 @@ impl PgStitcher {
                     &mut out,
                 ) {
                     Some(op) => {
-                        if let Some(mut ex) = op.exchange {
+                        let ex = self.end_of_query(op);
+                        if let Some(mut ex) = ex {
                             ex.end_ts_ns = ts_ns;
                             out.push(ex);
                         }
@@ -628,6 +735,30 @@ impl PgStitcher {
         out
     }
 
+    /// ReadyForQuery ended `op`: its exchange, with the statements its query never reached
+    /// settled. After an error the server ran none of them (counted); without one the split
+    /// found more statements than the server ran, so the last exchange takes their text.
+    fn end_of_query(&mut self, op: PendingOp) -> Option<PgExchange> {
+        let mut ex = op.exchange?;
+        let Some(script) = op.script else {
+            return Some(ex);
+        };
+        let Some((last, _)) = script.next.back() else {
+            return Some(ex);
+        };
+        if ex.error.is_some() {
+            self.stats.statements_not_run += script.next.len() as u64;
+        } else {
+            let end = last.end;
+            let cut = script.next.back().is_some_and(|(_, e)| e.flags.truncated);
+            if let Some(text) = script.text.get(script.running_from..end) {
+                ex.sql = Some(text.to_string());
+                ex.flags.truncated |= cut;
+            }
+        }
+        Some(ex)
+    }
+
     /// Give a backend message's bytes to the exchange it belongs to.
     fn attribute_response(&mut self, msg: &BackendMessage, wire_len: usize, ts_ns: u64) {
         if matches!(msg, BackendMessage::EncryptionReply { .. }) {
@@ -669,6 +800,7 @@ impl PgStitcher {
         op.current_set = None;
         op.current_columns.clear();
         let is_execute = op.kind == OpKind::Execute;
+        let is_query = op.kind == OpKind::Query;
         if let Some(ex) = op.exchange.as_mut() {
             ex.end_ts_ns = ts_ns;
             ex.flags.suspended |= suspended;
@@ -689,6 +821,15 @@ impl PgStitcher {
             && let Some(ex) = op.exchange
         {
             out.push(ex);
+        }
+        // A statement of a multi-statement simple query is done; the next response message
+        // starts the next one.
+        if is_query
+            && !suspended
+            && let Some(script) = self.result_target_mut().and_then(|op| op.script.as_mut())
+            && !script.next.is_empty()
+        {
+            script.completed_at = Some(ts_ns);
         }
     }
 
@@ -809,6 +950,21 @@ impl Stitcher for PgStitcher {
             }
         }
     }
+}
+
+/// Whether a backend message is part of a statement's answer (so it starts the next statement
+/// of a simple query once the running one completed); session-level messages are not.
+fn answers_a_statement(msg: &BackendMessage) -> bool {
+    !matches!(
+        msg,
+        BackendMessage::ReadyForQuery { .. }
+            | BackendMessage::EncryptionReply { .. }
+            | BackendMessage::Authentication(_)
+            | BackendMessage::ParameterStatus { .. }
+            | BackendMessage::BackendKeyData { .. }
+            | BackendMessage::Notification { .. }
+            | BackendMessage::NegotiateProtocolVersion { .. }
+    )
 }
 
 fn sampled_rows(ex: &PgExchange) -> usize {
