@@ -35,6 +35,9 @@ pub struct ChainWorkerConfig {
     pub deadletter_topic: String,
     /// Publish and commit after this many records (and whenever a poll comes back empty).
     pub commit_every: usize,
+    /// ... or once this long has passed since the last publish while records keep coming, so
+    /// a busy stream does not hold a chain's upsert back (the violation waits on it).
+    pub max_publish_delay: Duration,
     pub poll_timeout: Duration,
 }
 
@@ -47,6 +50,7 @@ impl ChainWorkerConfig {
             output_topic: cfg.topics.chains.clone(),
             deadletter_topic: cfg.topics.deadletter.clone(),
             commit_every: 500,
+            max_publish_delay: Duration::from_millis(100),
             poll_timeout: Duration::from_millis(200),
         }
     }
@@ -80,6 +84,7 @@ pub struct ChainWorker {
     /// Handled, not yet marked: their output is published at the next flush.
     unmarked: Vec<Record>,
     last_record_at: Instant,
+    last_flush_at: Instant,
     stats: ChainWorkerStats,
 }
 
@@ -96,6 +101,7 @@ impl ChainWorker {
             cfg,
             unmarked: Vec::new(),
             last_record_at: Instant::now(),
+            last_flush_at: Instant::now(),
             stats: ChainWorkerStats::default(),
         })
     }
@@ -128,7 +134,7 @@ impl ChainWorker {
         };
         self.last_record_at = Instant::now();
         self.handle(record).await?;
-        if self.unmarked.len() >= self.cfg.commit_every {
+        if self.unmarked.len() >= self.cfg.commit_every || self.last_flush_at.elapsed() >= self.cfg.max_publish_delay {
             self.flush().await?;
         }
         Ok(true)
@@ -176,6 +182,7 @@ impl ChainWorker {
 
     /// Publish the builder's upserts and closings, await them, then mark and commit.
     async fn flush(&mut self) -> Result<(), ChainWorkerError> {
+        self.last_flush_at = Instant::now();
         let mut chains = self.builder.take_updates();
         chains.extend(self.builder.advance_watermark(i64::MIN));
         self.publish(&chains).await?;

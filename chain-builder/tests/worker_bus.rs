@@ -19,6 +19,8 @@ fn bus() -> MemoryBus {
 fn worker_config() -> ChainWorkerConfig {
     ChainWorkerConfig {
         commit_every: 3,
+        // flushes by count only, so the restart test knows what was committed
+        max_publish_delay: Duration::from_secs(3600),
         poll_timeout: Duration::from_millis(20),
         ..ChainWorkerConfig::from_config(&ChainwatchConfig::default())
     }
@@ -159,4 +161,20 @@ async fn two_members_split_the_nodes_and_each_builds_whole_chains() {
         assert_eq!(c.steps.len(), 7, "{}: {:#?}", c.agent.node, c.steps);
         assert!(!c.pii_flows.is_empty(), "{}: the PII flow to the upload", c.agent.node);
     }
+}
+
+#[tokio::test]
+async fn a_busy_stream_still_publishes_upserts_after_the_publish_delay() {
+    let bus = bus();
+    publish_seed(&bus).await;
+    let cfg = ChainwatchConfig::default();
+    // a count that is never reached and no empty poll: only the delay can publish
+    let wc = ChainWorkerConfig { commit_every: 1_000_000, max_publish_delay: Duration::ZERO, ..worker_config() };
+    let mut w = ChainWorker::join(&bus, ChainBuilder::new(&cfg.chain), wc).await.unwrap();
+    for _ in 0..12 {
+        assert!(w.step().await.unwrap(), "records are waiting");
+    }
+    assert!(w.stats().chains_published >= 1, "upserts went out while records kept coming: {:?}", w.stats());
+    assert!(w.stats().commits >= 1);
+    w.close().await.unwrap();
 }

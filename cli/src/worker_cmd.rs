@@ -77,14 +77,13 @@ bus_worker! {
 }
 
 /// The parser's metric set; FSM errors come from `fsm` (the counting hook the worker runs).
-/// Payload bytes are not counted by the worker (reported as 0).
 pub(crate) fn parser_metrics(meter: &Meter, fsm: FsmErrors) -> Publish<ParserWorker> {
     let shared = SharedSnapshot::new(ParserSnapshot::default());
     let set = ParserMetrics::register(meter, "", shared.source());
     Box::new(move |w: &ParserWorker| {
         let _registered = &set;
         let s = w.stats();
-        shared.publish(parser_snapshot(s.segments, 0, s.events_published, s.dead_letters, &w.table().stats(), &fsm));
+        shared.publish(parser_snapshot(s.segments, s.payload_bytes, s.events_published, s.dead_letters, &w.table().stats(), &fsm));
     })
 }
 

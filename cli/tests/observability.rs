@@ -398,6 +398,7 @@ fn bus_workers_export_their_stage_metrics_while_running() {
     let reqs = receiver.metrics();
     let parser = service_metrics(&reqs, "chainwatch-parser");
     assert!(total(&parser, "chainwatch.parser.events") >= 1, "the POST /query exchange");
+    assert!(total(&parser, "chainwatch.parser.payload") > 0, "payload bytes in");
     assert!(by(&parser, "chainwatch.parser.fsm_errors", "protocol").contains_key("http1"));
     assert_eq!(total(&parser, "chainwatch.parser.dead_lettered"), 0);
     let chains = service_metrics(&reqs, "chainwatch-chain");

@@ -69,6 +69,8 @@ pub enum WorkerError {
 pub struct WorkerStats {
     pub records: u64,
     pub segments: u64,
+    /// Captured payload bytes of those segments.
+    pub payload_bytes: u64,
     pub connection_events: u64,
     pub events_published: u64,
     pub dead_letters: u64,
@@ -164,6 +166,7 @@ impl ParserWorker {
         let exchanges = match decode(&record.value) {
             Ok(Input::Segment(s)) => {
                 self.stats.segments += 1;
+                self.stats.payload_bytes += s.payload.len() as u64;
                 self.table.on_segment(&s)
             }
             Ok(Input::Connection(c)) => {

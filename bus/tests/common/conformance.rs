@@ -158,10 +158,15 @@ impl Suite {
         self.publish_all(records).await;
         let mut c = self.bus.consumer(&group, &[&topic]).await.expect("consumer");
         self.take(&mut c, 60, "lag").await;
+        // Kafka reports what its last fetches saw: a partition not fetched yet has no entry,
+        // so mid-way the sum is at most what is left (the memory bus knows it exactly).
         let lag = c.lag();
-        assert_eq!(lag.len(), 2, "one entry per owned partition: {lag:?}");
-        assert!(lag.iter().all(|(t, _, _)| t == &topic), "{lag:?}");
-        assert_eq!(lag.iter().map(|(_, _, n)| n).sum::<u64>(), 40, "100 published, 60 consumed: {lag:?}");
+        assert!(!lag.is_empty() && lag.iter().all(|(t, _, _)| t == &topic), "{lag:?}");
+        assert!(lag.iter().map(|(_, _, n)| n).sum::<u64>() <= 40, "100 published, 60 consumed: {lag:?}");
+        self.take(&mut c, 40, "lag, the rest").await;
+        let lag = c.lag();
+        assert_eq!(lag.len(), 2, "one entry per owned partition once both were fetched: {lag:?}");
+        assert!(lag.iter().all(|(_, _, n)| *n == 0), "everything consumed: {lag:?}");
         c.close().await.expect("close");
     }
 
