@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use chainwatch_testkit::OtlpReceiver;
+use chainwatch_testkit::otlp_attributes::{int_attr, str_array, str_attr};
 use chainwatch_testkit::opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use chainwatch_testkit::opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use chainwatch_testkit::opentelemetry_proto::tonic::metrics::v1::{Metric, NumberDataPoint, metric, number_data_point};
 use chainwatch_testkit::opentelemetry_proto::tonic::trace::v1::Span;
 
@@ -29,38 +29,6 @@ fn chainwatch(dir: &Path) -> Command {
 fn succeeded(out: Output, what: &str) -> Output {
     assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
     out
-}
-
-fn value(attrs: &[KeyValue], key: &str) -> Option<any_value::Value> {
-    attrs.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.clone()).and_then(|v| v.value)
-}
-
-fn text(attrs: &[KeyValue], key: &str) -> Option<String> {
-    match value(attrs, key) {
-        Some(any_value::Value::StringValue(s)) => Some(s),
-        _ => None,
-    }
-}
-
-fn int(attrs: &[KeyValue], key: &str) -> Option<i64> {
-    match value(attrs, key) {
-        Some(any_value::Value::IntValue(i)) => Some(i),
-        _ => None,
-    }
-}
-
-fn texts(attrs: &[KeyValue], key: &str) -> Vec<String> {
-    match value(attrs, key) {
-        Some(any_value::Value::ArrayValue(a)) => a
-            .values
-            .into_iter()
-            .filter_map(|v| match v.value {
-                Some(any_value::Value::StringValue(s)) => Some(s),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// The last export of each metric, by name (observable counters report totals: the last is
@@ -98,7 +66,7 @@ fn total(metrics: &HashMap<String, Metric>, name: &str) -> u64 {
 
 /// Series of an instrument by the value of one attribute.
 fn by(metrics: &HashMap<String, Metric>, name: &str, key: &str) -> BTreeMap<String, u64> {
-    points(metrics, name).iter().map(|p| (text(&p.attributes, key).unwrap_or_default(), as_u64(p))).collect()
+    points(metrics, name).iter().map(|p| (str_attr(&p.attributes, key).unwrap_or_default().to_string(), as_u64(p))).collect()
 }
 
 #[test]
@@ -118,8 +86,8 @@ fn demo_exports_the_seed_chain_as_one_genai_trace_and_every_stage_metric() {
     let mut spans: Vec<Span> = Vec::new();
     for req in receiver.traces() {
         for rs in req.resource_spans {
-            let service = rs.resource.map(|r| text(&r.attributes, "service.name")).unwrap_or_default();
-            assert_eq!(service.as_deref(), Some("chainwatch"));
+            let service = rs.resource.as_ref().and_then(|r| str_attr(&r.attributes, "service.name"));
+            assert_eq!(service, Some("chainwatch"));
             spans.extend(rs.scope_spans.into_iter().flat_map(|s| s.spans));
         }
     }
@@ -130,7 +98,7 @@ fn demo_exports_the_seed_chain_as_one_genai_trace_and_every_stage_metric() {
     assert_eq!(roots.len(), 1, "{:?}", roots.iter().map(|s| &s.name).collect::<Vec<_>>());
     let root = roots[0];
     assert!(root.name.starts_with("invoke_agent"), "{}", root.name);
-    assert_eq!(text(&root.attributes, "gen_ai.operation.name").as_deref(), Some("invoke_agent"));
+    assert_eq!(str_attr(&root.attributes, "gen_ai.operation.name"), Some("invoke_agent"));
     let by_id: HashMap<&Vec<u8>, &Span> = spans.iter().map(|s| (&s.span_id, s)).collect();
     for s in &spans {
         assert!(s.parent_span_id.is_empty() || by_id.contains_key(&s.parent_span_id), "orphan span {}", s.name);
@@ -140,14 +108,14 @@ fn demo_exports_the_seed_chain_as_one_genai_trace_and_every_stage_metric() {
     let chats: Vec<&Span> = spans.iter().filter(|s| s.name.starts_with("chat")).collect();
     assert!(!chats.is_empty(), "{:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>());
     for chat in &chats {
-        assert_eq!(text(&chat.attributes, "gen_ai.operation.name").as_deref(), Some("chat"));
-        assert!(text(&chat.attributes, "gen_ai.provider.name").is_some_and(|p| !p.is_empty()), "{chat:?}");
-        assert!(text(&chat.attributes, "gen_ai.request.model").is_some_and(|m| !m.is_empty()), "{chat:?}");
-        assert!(int(&chat.attributes, "gen_ai.usage.input_tokens").is_some_and(|n| n > 0), "{chat:?}");
-        assert!(int(&chat.attributes, "gen_ai.usage.output_tokens").is_some_and(|n| n > 0), "{chat:?}");
+        assert_eq!(str_attr(&chat.attributes, "gen_ai.operation.name"), Some("chat"));
+        assert!(str_attr(&chat.attributes, "gen_ai.provider.name").is_some_and(|p| !p.is_empty()), "{chat:?}");
+        assert!(str_attr(&chat.attributes, "gen_ai.request.model").is_some_and(|m| !m.is_empty()), "{chat:?}");
+        assert!(int_attr(&chat.attributes, "gen_ai.usage.input_tokens").is_some_and(|n| n > 0), "{chat:?}");
+        assert!(int_attr(&chat.attributes, "gen_ai.usage.output_tokens").is_some_and(|n| n > 0), "{chat:?}");
     }
     assert!(
-        chats.iter().any(|c| !texts(&c.attributes, "gen_ai.response.finish_reasons").is_empty()),
+        chats.iter().any(|c| !str_array(&c.attributes, "gen_ai.response.finish_reasons").is_empty()),
         "no chat span carries gen_ai.response.finish_reasons: {chats:?}"
     );
 
@@ -156,17 +124,17 @@ fn demo_exports_the_seed_chain_as_one_genai_trace_and_every_stage_metric() {
     assert!(!tools.is_empty(), "{:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>());
     for tool in &tools {
         assert_eq!(tool.parent_span_id, root.span_id, "{} hangs off the agent", tool.name);
-        assert!(text(&tool.attributes, "gen_ai.tool.name").is_some(), "{tool:?}");
+        assert!(str_attr(&tool.attributes, "gen_ai.tool.name").is_some(), "{tool:?}");
     }
     let children: Vec<&Span> = spans.iter().filter(|s| tools.iter().any(|t| t.span_id == s.parent_span_id)).collect();
     assert!(
         children.iter().any(|c| {
-            text(&c.attributes, "db.system.name").is_some() || text(&c.attributes, "http.request.method").is_some()
+            str_attr(&c.attributes, "db.system.name").is_some() || str_attr(&c.attributes, "http.request.method").is_some()
         }),
         "no database/HTTP child under execute_tool: {children:?}"
     );
     assert!(
-        children.iter().any(|c| text(&c.attributes, "db.system.name").as_deref() == Some("postgresql")),
+        children.iter().any(|c| str_attr(&c.attributes, "db.system.name") == Some("postgresql")),
         "the query_database tool ran the Postgres query: {children:?}"
     );
 
@@ -175,7 +143,7 @@ fn demo_exports_the_seed_chain_as_one_genai_trace_and_every_stage_metric() {
         .iter()
         .flat_map(|s| &s.events)
         .filter(|e| e.name == "gen_ai.security.finding")
-        .filter_map(|e| text(&e.attributes, "gen_ai.security.policy.id"))
+        .filter_map(|e| str_attr(&e.attributes, "gen_ai.security.policy.id").map(str::to_string))
         .collect();
     let mut policies = findings.clone();
     policies.sort();
@@ -186,8 +154,8 @@ fn demo_exports_the_seed_chain_as_one_genai_trace_and_every_stage_metric() {
     assert!(!reqs.is_empty(), "no metrics; stderr: {}", String::from_utf8_lossy(&out.stderr));
     for r in &reqs {
         for rm in &r.resource_metrics {
-            let service = rm.resource.as_ref().and_then(|r| text(&r.attributes, "service.name"));
-            assert_eq!(service.as_deref(), Some("chainwatch"));
+            let service = rm.resource.as_ref().and_then(|r| str_attr(&r.attributes, "service.name"));
+            assert_eq!(service, Some("chainwatch"));
         }
     }
     let metrics = last_metrics(&reqs);
@@ -218,7 +186,7 @@ fn demo_exports_the_seed_chain_as_one_genai_trace_and_every_stage_metric() {
     );
     let severities: Vec<String> = points(&metrics, "chainwatch.policy.violations")
         .iter()
-        .filter_map(|p| text(&p.attributes, "severity"))
+        .filter_map(|p| str_attr(&p.attributes, "severity").map(str::to_string))
         .collect();
     assert!(severities.iter().any(|s| s == "high"), "{severities:?}");
 
@@ -328,8 +296,8 @@ fn probe_status_line_draws_on_a_terminal_and_nothing_when_piped() {
 fn service_metrics(reqs: &[ExportMetricsServiceRequest], service: &str) -> HashMap<String, Metric> {
     let mut out = HashMap::new();
     for rm in reqs.iter().flat_map(|r| &r.resource_metrics) {
-        let name = rm.resource.as_ref().and_then(|r| text(&r.attributes, "service.name"));
-        if name.as_deref() != Some(service) {
+        let name = rm.resource.as_ref().and_then(|r| str_attr(&r.attributes, "service.name"));
+        if name != Some(service) {
             continue;
         }
         for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
@@ -421,7 +389,7 @@ fn bus_workers_export_their_stage_metrics_while_running() {
         let m = service_metrics(&reqs, service);
         let lag = points(&m, "chainwatch.bus.consumer_lag");
         let ours: Vec<&NumberDataPoint> =
-            lag.iter().filter(|p| text(&p.attributes, "group").as_deref() == Some(group) && text(&p.attributes, "topic").as_deref() == Some(topic)).collect();
+            lag.iter().filter(|p| str_attr(&p.attributes, "group") == Some(group) && str_attr(&p.attributes, "topic") == Some(topic)).collect();
         assert!(!ours.is_empty(), "{service}: no consumer_lag for {group}/{topic}: {lag:?}");
         assert!(ours.iter().all(|p| as_u64(p) == 0), "{service}: everything was consumed: {ours:?}");
     }

@@ -21,10 +21,10 @@ use chainwatch_telemetry::{
     SharedSnapshot, Telemetry, TraceExportMetrics,
 };
 use chainwatch_testkit::OtlpReceiver;
+use chainwatch_testkit::otlp_attributes::{int_attr, str_array, str_attr};
 use hyper::body::Bytes;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric, number_data_point};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
@@ -165,38 +165,6 @@ fn seed_violation() -> Violation {
     v.risk_score = 0.95;
     v.tags = vec!["AML.T0024".into()];
     v
-}
-
-fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
-    attrs.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref()).and_then(|v: &AnyValue| v.value.as_ref())
-}
-
-fn str_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    match attr(attrs, key) {
-        Some(any_value::Value::StringValue(s)) => Some(s),
-        _ => None,
-    }
-}
-
-fn int_attr(attrs: &[KeyValue], key: &str) -> Option<i64> {
-    match attr(attrs, key) {
-        Some(any_value::Value::IntValue(i)) => Some(*i),
-        _ => None,
-    }
-}
-
-fn str_array(attrs: &[KeyValue], key: &str) -> Vec<String> {
-    match attr(attrs, key) {
-        Some(any_value::Value::ArrayValue(a)) => a
-            .values
-            .iter()
-            .filter_map(|v| match &v.value {
-                Some(any_value::Value::StringValue(s)) => Some(s.clone()),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,10 +6,12 @@
 //! - `MockKafka`: librdkafka's own mock cluster (a correct group coordinator), served on
 //!   loopback ports that other processes can connect to.
 //! - `OtlpReceiver`: an OTLP/HTTP receiver (what a collector's otlphttp receiver accepts) that
-//!   keeps and decodes the traces and metrics posted to it.
+//!   keeps and decodes the traces and metrics posted to it; `otlp_attributes` reads their
+//!   attribute values.
 
 mod http_server;
 mod mock;
+pub mod otlp_attributes;
 mod otlp_receiver;
 mod tansu;
 

@@ -228,6 +228,19 @@ impl ScenarioServers {
         AgentRun { pid, exited, output }
     }
 
+    /// `pg_ctl stop -m fast`, as the postgres user; the outcome is checked by the caller.
+    fn stop_postgres(&self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(&self.pg_ctl)
+            .arg("-D")
+            .arg(&self.pgdata)
+            .args(["-m", "fast", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
     /// Stop servers.py and PostgreSQL, and check nothing is left.
     pub fn stop(&mut self) {
         if let Some(mut s) = self.servers.take() {
@@ -236,15 +249,7 @@ impl ScenarioServers {
             assert!(!group_alive(pgid), "servers.py left processes behind");
         }
         if self.pgdata.join("postmaster.pid").exists() {
-            let _ = Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&self.pg_ctl)
-                .arg("-D")
-                .arg(&self.pgdata)
-                .args(["-m", "fast", "-w", "stop"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            self.stop_postgres();
         }
         assert!(!self.pgdata.join("postmaster.pid").exists(), "PostgreSQL did not stop ({})", self.pgdata.display());
         let _ = fs::remove_dir_all(&self.pgdata);
@@ -258,15 +263,7 @@ impl Drop for ScenarioServers {
             if let Some(mut s) = self.servers.take() {
                 s.stop(Duration::from_secs(5));
             }
-            let _ = Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&self.pg_ctl)
-                .arg("-D")
-                .arg(&self.pgdata)
-                .args(["-m", "fast", "-w", "stop"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            self.stop_postgres();
             eprintln!("scenario work dir and logs kept in {}", self.work.display());
         } else {
             self.stop();
