@@ -167,6 +167,9 @@ pub struct ChainBuilder {
     /// Events waiting for their process's record, by process (in arrival order).
     waiting: FastMap<ProcKey, Vec<SemanticEvent>>,
     waiting_events: usize,
+    /// The earliest end of a wait (first waiting event's time + the wait), `i64::MAX` when none:
+    /// most events find nothing due and skip the scan of `waiting`.
+    waiting_due_ns: i64,
     process_wait_ns: i64,
     /// Nodes that sent process records: only there is an undescribed process worth waiting for
     /// (a pcap replay has none).
@@ -204,6 +207,7 @@ impl ChainBuilder {
             last_sweep_ns: i64::MIN,
             waiting: FastMap::default(),
             waiting_events: 0,
+            waiting_due_ns: i64::MAX,
             nodes_with_processes: Vec::new(),
             process_wait_ns: PROCESS_WAIT_NS.min(i64::try_from(cfg.allowed_lateness_secs).unwrap_or(0).saturating_mul(NS_PER_SEC)),
         }
@@ -268,10 +272,21 @@ impl ChainBuilder {
         let key = ProcKey { node, tgid: ev.tgid, start_ns: ev.process_start_ns };
         if let Some(events) = self.waiting.remove(&key) {
             self.waiting_events -= events.len();
+            self.recompute_waiting_due();
             for e in events {
                 self.join_event(e);
             }
         }
+    }
+
+    fn recompute_waiting_due(&mut self) {
+        self.waiting_due_ns = self
+            .waiting
+            .values()
+            .filter_map(|evs| evs.first())
+            .map(|e| event_time(e).saturating_add(self.process_wait_ns))
+            .min()
+            .unwrap_or(i64::MAX);
     }
 
     /// Events waiting for their process's record.
@@ -281,7 +296,7 @@ impl ChainBuilder {
 
     /// Join the waiting events whose wait ended by `now_ns` (event time), oldest process first.
     fn release_waiting(&mut self, now_ns: i64) {
-        if self.waiting.is_empty() {
+        if self.waiting.is_empty() || now_ns < self.waiting_due_ns {
             return;
         }
         let mut due: Vec<(i64, ProcKey)> = self
@@ -293,14 +308,17 @@ impl ChainBuilder {
             })
             .collect();
         due.sort_unstable();
+        let mut released = Vec::with_capacity(due.len());
         for (_, k) in due {
             if let Some(events) = self.waiting.remove(&k) {
                 self.waiting_events -= events.len();
                 self.stats.process_never_seen += events.len() as u64;
-                for e in events {
-                    self.join_event(e);
-                }
+                released.push(events);
             }
+        }
+        self.recompute_waiting_due();
+        for e in released.into_iter().flatten() {
+            self.join_event(e);
         }
     }
 
@@ -354,7 +372,12 @@ impl ChainBuilder {
                     self.stats.waited_for_process += 1;
                     self.waiting_events += 1;
                     self.watermark.observe(event_time(&ev));
-                    self.waiting.entry(proc).or_default().push(ev);
+                    let due = event_time(&ev).saturating_add(self.process_wait_ns);
+                    let queue = self.waiting.entry(proc).or_default();
+                    if queue.is_empty() {
+                        self.waiting_due_ns = self.waiting_due_ns.min(due);
+                    }
+                    queue.push(ev);
                     self.release_waiting(self.watermark.max_event_ns());
                     return;
                 }
