@@ -17,12 +17,13 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::hash::{Hash, Hasher};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
 use chainwatch_chain_builder::ChainBuilder;
 use chainwatch_config::ChainConfig;
-use chainwatch_schemas::{ProcessEvent, ProcessEventKind, SemanticEvent, Upload, VectorOperation};
+use chainwatch_schemas::{Chain, ProcessEvent, ProcessEventKind, SemanticEvent, Upload, VectorOperation};
 use common::*;
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -87,21 +88,29 @@ impl ValueFormatter for CpuFormatter {
     }
 }
 
-/// Counts live heap bytes.
+/// Counts live heap bytes while `COUNTING` is on (only for the memory measurement: an atomic
+/// add on every allocation would tax the throughput runs).
 struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+fn count(delta: isize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        LIVE.fetch_add(delta, Ordering::Relaxed);
+    }
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        count(l.size() as isize);
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        count(-(l.size() as isize));
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        count(new as isize - l.size() as isize);
         unsafe { System.realloc(p, l, new) }
     }
 }
@@ -157,7 +166,7 @@ fn task(agent: usize, task_no: usize, t_ms: i64, out: &mut Vec<(i64, Input)>) {
     j.pii = vec![pii("request", &fps[..3])];
     push(j);
     push(event(&id("slack"), p, "saas_call", t_ms + 3_500, t_ms + 3_700, "hooks.slack.com", "saas"));
-    if task_no % 10 == 9 {
+    if (agent + task_no) % 10 == 9 {
         let child = P { node, tgid: 500_000 + (agent * 100 + task_no) as i32, start: T0 + (t_ms + 3_800) * MS, comm: "curl" };
         let fork = proc_event(node, ProcessEventKind::Fork, child.tgid, child.start, p.tgid, p.start, "/usr/bin/python3");
         out.push((child.start, Input::Process(fork)));
@@ -212,9 +221,47 @@ fn clone_inputs(v: &[Input]) -> Vec<Input> {
         .collect()
 }
 
+/// With CW_BENCH_STATS set: what the mix publishes (chains, steps, flows, tool executions) and
+/// a digest of every published chain, so an optimisation can show it changed no output.
+fn print_mix_stats(inputs: &[Input]) {
+    let mut b = ChainBuilder::new(&ChainConfig::default());
+    let mut digest = std::collections::hash_map::DefaultHasher::new();
+    let (mut chains, mut steps, mut flows, mut tools) = (0usize, 0usize, 0usize, 0usize);
+    let mut count = |published: Vec<Chain>| {
+        for c in published {
+            format!("{c:?}").hash(&mut digest);
+            chains += 1;
+            steps += c.steps.len();
+            flows += c.pii_flows.len();
+            tools += c.tool_calls.len();
+        }
+    };
+    for (i, input) in clone_inputs(inputs).into_iter().enumerate() {
+        match input {
+            Input::Event(e) => b.ingest_event(e),
+            Input::Process(p) => b.push_process(&p),
+        }
+        if i % 1_000 == 999 {
+            count(b.take_updates());
+            count(b.advance_watermark(i64::MIN));
+        }
+    }
+    count(b.finish());
+    println!(
+        "mix: {} inputs, {chains} chain versions published ({steps} steps, {flows} PII flows, {tools} tool executions), \
+         output digest {:016x}; {:?}",
+        inputs.len(),
+        digest.finish(),
+        b.stats()
+    );
+}
+
 fn throughput(c: &mut Criterion<ThreadCpuTime>) {
     let inputs = mix(5);
     let n = inputs.len();
+    if std::env::var_os("CW_BENCH_STATS").is_some() {
+        print_mix_stats(&inputs);
+    }
     let cfg = ChainConfig::default();
     let mut g = c.benchmark_group("chain_builder");
     g.throughput(Throughput::Elements(n as u64));
@@ -263,6 +310,7 @@ fn throughput(c: &mut Criterion<ThreadCpuTime>) {
     // Memory per open chain: one full task per agent, nothing closed yet. Events are cloned
     // one at a time into the builder, so the live-heap delta is what the builder keeps.
     let one = mix(1);
+    COUNTING.store(true, Ordering::Relaxed);
     let mut b = ChainBuilder::new(&cfg);
     let before = LIVE.load(Ordering::Relaxed);
     for input in &one {
@@ -272,6 +320,7 @@ fn throughput(c: &mut Criterion<ThreadCpuTime>) {
         }
     }
     let after = LIVE.load(Ordering::Relaxed);
+    COUNTING.store(false, Ordering::Relaxed);
     let open = b.open_chains().max(1);
     let steps_per_chain = b.stats().semantic_events as f64 / open as f64;
     println!(

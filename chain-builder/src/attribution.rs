@@ -12,50 +12,66 @@ use chainwatch_schemas::ToolExecution;
 
 use crate::step::StepRecord;
 
-/// The executions of every tool call in `steps` (ordered; index = position). Also writes
-/// `tool_name` / `tool_call_id` into the executed steps.
-pub fn attribute(steps: &mut [StepRecord]) -> Vec<ToolExecution> {
+/// Which tool call an action executed: the requesting step and the call's index in its
+/// `tool_calls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecutedFor {
+    pub requested_at: usize,
+    pub call: usize,
+}
+
+/// The executions of every tool call in `steps` (ordered; index = position), and per step the
+/// call it executed (`None`: not a tool's action). Borrows the steps: the printed step gets its
+/// `tool_name` / `tool_call_id` from `by_step` when it is materialized.
+pub fn attribute(steps: &[StepRecord]) -> (Vec<ToolExecution>, Vec<Option<ExecutedFor>>) {
     let mut out = Vec::new();
-    let mut taken = vec![false; steps.len()];
+    let mut by_step: Vec<Option<ExecutedFor>> = vec![None; steps.len()];
+    let mut windows: Vec<(Option<usize>, usize)> = Vec::new();
+    let mut executed: Vec<Vec<i32>> = Vec::new();
     for i in 0..steps.len() {
         if !steps[i].is_llm() || steps[i].tool_calls.is_empty() {
             continue;
         }
         let next_llm = (i + 1..steps.len()).find(|&k| steps[k].is_llm()).unwrap_or(steps.len());
-        let calls = steps[i].tool_calls.clone();
+        let calls = &steps[i].tool_calls;
         // Result step and action window per call.
-        let windows: Vec<(Option<usize>, usize)> = calls
-            .iter()
-            .map(|c| {
-                let result = (i + 1..steps.len()).find(|&k| steps[k].is_llm() && steps[k].tool_result_ids.iter().any(|r| r == &c.id));
-                (result, result.unwrap_or(next_llm))
-            })
-            .collect();
-        let mut executed: Vec<Vec<i32>> = vec![Vec::new(); calls.len()];
+        windows.clear();
+        windows.extend(calls.iter().map(|c| {
+            let result = (i + 1..steps.len()).find(|&k| steps[k].is_llm() && steps[k].tool_result_ids.iter().any(|r| r == &c.id));
+            (result, result.unwrap_or(next_llm))
+        }));
+        executed.clear();
+        executed.resize_with(calls.len(), Vec::new);
         let last = windows.iter().map(|w| w.1).max().unwrap_or(next_llm);
         for j in i + 1..last {
-            if taken[j] || steps[j].is_llm() || steps[j].user_request {
+            if by_step[j].is_some() || steps[j].is_llm() || steps[j].user_request {
                 continue;
             }
-            let eligible: Vec<usize> = (0..calls.len()).filter(|&c| j < windows[c].1).collect();
-            let Some(&first) = eligible.first() else { continue };
-            let chosen = if eligible.len() == 1 {
+            let mut eligible = (0..calls.len()).filter(|&c| j < windows[c].1);
+            let Some(first) = eligible.next() else { continue };
+            let chosen = if eligible.next().is_none() {
                 first
             } else {
-                let best = eligible.iter().copied().max_by_key(|&c| (affinity(&calls[c].name, &steps[j]), std::cmp::Reverse(c)));
-                match best {
-                    Some(c) if affinity(&calls[c].name, &steps[j]) > 0 => c,
+                // The best fit (the first of equals); 0 = fits no tool.
+                let (mut best, mut best_fit) = (first, affinity(&calls[first].name, &steps[j]));
+                for c in (first + 1..calls.len()).filter(|&c| j < windows[c].1) {
+                    let fit = affinity(&calls[c].name, &steps[j]);
+                    if fit > best_fit {
+                        (best, best_fit) = (c, fit);
+                    }
+                }
+                if best_fit > 0 {
+                    best
+                } else {
                     // Fits no tool: the first tool without an action, else nobody's.
-                    _ => match eligible.iter().copied().find(|&c| executed[c].is_empty()) {
+                    match (first..calls.len()).find(|&c| j < windows[c].1 && executed[c].is_empty()) {
                         Some(c) => c,
                         None => continue,
-                    },
+                    }
                 }
             };
-            taken[j] = true;
+            by_step[j] = Some(ExecutedFor { requested_at: i, call: chosen });
             executed[chosen].push(j as i32);
-            steps[j].step.tool_name = Some(calls[chosen].name.clone());
-            steps[j].step.tool_call_id = Some(calls[chosen].id.clone());
         }
         for (c, call) in calls.iter().enumerate() {
             let (result, end) = windows[c];
@@ -71,7 +87,7 @@ pub fn attribute(steps: &mut [StepRecord]) -> Vec<ToolExecution> {
             });
         }
     }
-    out
+    (out, by_step)
 }
 
 /// How well a tool name fits an action: 2 = its host, 1 = its kind, 0 = nothing.

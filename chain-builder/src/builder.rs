@@ -104,10 +104,10 @@ fn is_bookkeeping(ev: &SemanticEvent) -> bool {
         "db_session" => true,
         "sql" if ev.vector.is_none() => {
             let statement = ev.sql.as_ref().map_or("", |s| s.statement.as_str());
-            let first = statement.split_whitespace().next().map(|w| w.trim_end_matches(';').to_ascii_uppercase());
-            match first {
-                Some(word) => BOOKKEEPING_SQL.contains(&word.as_str()),
-                None => ev.method.as_deref().is_some_and(|m| BOOKKEEPING_SQL.contains(&m.to_ascii_uppercase().as_str())),
+            let is_framing = |word: &str| BOOKKEEPING_SQL.iter().any(|b| b.eq_ignore_ascii_case(word));
+            match statement.split_whitespace().next() {
+                Some(word) => is_framing(word.trim_end_matches(';')),
+                None => ev.method.as_deref().is_some_and(is_framing),
             }
         }
         _ => false,
@@ -353,8 +353,13 @@ impl ChainBuilder {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         dirty.dedup();
-        for h in dirty {
+        self.out.reserve(dirty.len());
+        for h in dirty.drain(..) {
             self.publish(h);
+        }
+        // The buffer is kept for the next round (unless something was marked dirty meanwhile).
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
         }
     }
 

@@ -163,23 +163,19 @@ impl ChainState {
 
     /// The printed chain (the caller bumps `version` first).
     pub fn materialize(&mut self) -> Chain {
-        for s in &mut self.steps {
-            s.step.tool_name = None;
-            s.step.tool_call_id = None;
-        }
-        let tool_calls = attribute(&mut self.steps);
+        let (tool_calls, executed_for) = attribute(&self.steps);
         let (pii_flows, flow_stats) = pii_flows(&self.steps);
         self.flow_stats = flow_stats;
 
         let mut tools: Vec<String> = Vec::new();
-        let mut repeats: Vec<(String, i32)> = Vec::new();
+        let mut repeats: Vec<(&str, i32)> = Vec::new();
         for t in &tool_calls {
-            if !tools.contains(&t.tool_name) {
-                tools.push(t.tool_name.clone());
-            }
             match repeats.iter_mut().find(|(n, _)| *n == t.tool_name) {
                 Some((_, c)) => *c += 1,
-                None => repeats.push((t.tool_name.clone(), 1)),
+                None => {
+                    tools.push(t.tool_name.clone());
+                    repeats.push((&t.tool_name, 1));
+                }
             }
         }
         let max_tool_repeats = repeats.iter().map(|(_, c)| *c).max().unwrap_or(0);
@@ -200,6 +196,10 @@ impl ChainState {
         for (i, s) in self.steps.iter().enumerate() {
             let mut step = s.step.clone();
             step.index = i as i32;
+            if let Some(call) = executed_for.get(i).copied().flatten().and_then(|e| self.steps.get(e.requested_at)?.tool_calls.get(e.call)) {
+                step.tool_name = Some(call.name.clone());
+                step.tool_call_id = Some(call.id.clone());
+            }
             if let Some(d) = &step.destination
                 && !s.user_request
                 && !destinations.contains(d)

@@ -21,7 +21,8 @@ pub struct FlowStats {
 
 /// The flows of `steps` (ordered; index = position), first-seen step to each later sender.
 pub fn pii_flows(steps: &[StepRecord]) -> (Vec<PiiFlow>, FlowStats) {
-    let mut first_seen: FastMap<&str, usize> = FastMap::default();
+    let findings: usize = steps.iter().flat_map(|s| &s.pii).map(|f| f.fingerprints.len()).sum();
+    let mut first_seen: FastMap<&str, usize> = FastMap::with_capacity_and_hasher(findings.min(MAX_TRACKED_FINGERPRINTS), Default::default());
     let mut flows = Vec::new();
     let mut stats = FlowStats::default();
     for (j, s) in steps.iter().enumerate() {
