@@ -23,7 +23,7 @@ pub struct ExecutedFor {
 /// The executions of every tool call in `steps` (ordered; index = position), and per step the
 /// call it executed (`None`: not a tool's action). Borrows the steps: the printed step gets its
 /// `tool_name` / `tool_call_id` from `by_step` when it is materialized.
-pub fn attribute(steps: &[StepRecord]) -> (Vec<ToolExecution>, Vec<Option<ExecutedFor>>) {
+pub fn attribute(steps: &[Box<StepRecord>]) -> (Vec<ToolExecution>, Vec<Option<ExecutedFor>>) {
     let mut out = Vec::new();
     let mut by_step: Vec<Option<ExecutedFor>> = vec![None; steps.len()];
     let mut windows: Vec<(Option<usize>, usize)> = Vec::new();
@@ -90,19 +90,21 @@ pub fn attribute(steps: &[StepRecord]) -> (Vec<ToolExecution>, Vec<Option<Execut
     (out, by_step)
 }
 
-/// How well a tool name fits an action: 2 = its host, 1 = its kind, 0 = nothing.
+/// How well a tool name fits an action: 2 = its host, 1 = its kind, 0 = nothing. Compared
+/// ignoring ASCII case, without lower-casing copies (this runs for every candidate pair at
+/// every upsert).
 fn affinity(tool: &str, step: &StepRecord) -> u8 {
-    let name = lower(tool);
     if let Some(host) = step.step.destination.as_deref() {
-        let host = lower(host);
-        let by_host = name.split(['_', '-', '.', ' ']).filter(|t| t.len() >= 3).any(|t| {
-            host.contains(t) || (t == "jira" && host.contains("atlassian")) || (t == "github" && host.contains("githubusercontent"))
+        let by_host = tool.split(['_', '-', '.', ' ']).filter(|t| t.len() >= 3).any(|t| {
+            contains_ignore_case(host, t)
+                || (t.eq_ignore_ascii_case("jira") && contains_ignore_case(host, "atlassian"))
+                || (t.eq_ignore_ascii_case("github") && contains_ignore_case(host, "githubusercontent"))
         });
         if by_host {
             return 2;
         }
     }
-    let has = |words: &[&str]| words.iter().any(|w| name.contains(w));
+    let has = |words: &[&str]| words.iter().any(|w| contains_ignore_case(tool, w));
     let fits = match step.step.kind.as_str() {
         "sql" | "db_session" => has(&["sql", "database", "db", "query", "customer", "postgres", "table", "record"]),
         "vector_query" | "embeddings" => has(&["search", "vector", "retriev", "doc", "knowledge", "rag", "embed", "similar"]),
@@ -112,11 +114,9 @@ fn affinity(tool: &str, step: &StepRecord) -> u8 {
     u8::from(fits)
 }
 
-/// `s` in lower case, allocating only when it has upper-case letters.
-fn lower(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.bytes().any(|b| b.is_ascii_uppercase()) {
-        std::borrow::Cow::Owned(s.to_ascii_lowercase())
-    } else {
-        std::borrow::Cow::Borrowed(s)
-    }
+/// Whether `haystack` contains `needle`, ignoring ASCII case (names and hosts are short: a
+/// window scan beats a substring searcher's setup).
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }

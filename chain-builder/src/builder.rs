@@ -430,7 +430,7 @@ impl ChainBuilder {
             };
             self.agents.insert(root, state);
         }
-        let mut step = step_from_event(ev, proc, &self.prices);
+        let mut step = Box::new(step_from_event(ev, proc, &self.prices));
         self.stats.fingerprints_dropped += step.fingerprints_dropped;
         let (start, end) = (step.step.ts_start_ns, step.step.ts_end_ns);
         if let Some(a) = self.agents.get_mut(&root) {
@@ -520,7 +520,7 @@ impl ChainBuilder {
     }
 
     /// A request this agent served (SERVER role).
-    fn on_served(&mut self, root: ProcKey, node: NodeId, mut step: StepRecord, tuple: Option<&SocketTuple>) {
+    fn on_served(&mut self, root: ProcKey, node: NodeId, mut step: Box<StepRecord>, tuple: Option<&SocketTuple>) {
         let (start, end) = (step.step.ts_start_ns, step.step.ts_end_ns);
         let key = tuple.map(|t| TupleKey::from_server(node, t));
         if let Some(k) = &key
@@ -687,7 +687,7 @@ impl ChainBuilder {
 
     /// Add `step` to `h` (reopening it if closed; continuing in a new chain if full). Returns
     /// the chain it went to, or `None` for a duplicate / a vanished chain.
-    fn add_step(&mut self, h: ChainHandle, step: StepRecord) -> Option<ChainHandle> {
+    fn add_step(&mut self, h: ChainHandle, step: Box<StepRecord>) -> Option<ChainHandle> {
         let (full, closed, dup) = {
             let c = self.chain(h)?;
             (c.steps.len() >= self.max_steps, c.status == ChainStatus::Closed, c.contains_event(&step.step.event_id))

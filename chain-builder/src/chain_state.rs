@@ -41,7 +41,8 @@ pub struct ChainState {
     pub version: i64,
     pub status: ChainStatus,
     pub agent: AgentRef,
-    pub steps: Vec<StepRecord>,
+    /// Boxed: a step is large (~630 bytes) and moves between chains; the vector stays small.
+    pub steps: Vec<Box<StepRecord>>,
     pub start_ns: i64,
     /// Latest step end: the idle gap counts from here.
     pub end_ns: i64,
@@ -98,7 +99,7 @@ impl ChainState {
     }
 
     /// Insert a step in time order and update the indexes.
-    pub fn add(&mut self, step: StepRecord) {
+    pub fn add(&mut self, step: Box<StepRecord>) {
         self.index(&step);
         let ts = step.step.ts_start_ns;
         let at = if self.steps.last().is_none_or(|s| s.step.ts_start_ns <= ts) {
@@ -111,11 +112,11 @@ impl ChainState {
     }
 
     /// Remove the steps `take` selects (in order); the indexes are rebuilt.
-    pub fn remove_where(&mut self, mut take: impl FnMut(&StepRecord) -> bool) -> Vec<StepRecord> {
+    pub fn remove_where(&mut self, mut take: impl FnMut(&StepRecord) -> bool) -> Vec<Box<StepRecord>> {
         let mut taken = Vec::new();
         let mut kept = Vec::with_capacity(self.steps.len());
         for s in self.steps.drain(..) {
-            if take(&s) { taken.push(s) } else { kept.push(s) }
+            if take(s.as_ref()) { taken.push(s) } else { kept.push(s) }
         }
         self.steps = kept;
         if !taken.is_empty() {
@@ -253,8 +254,8 @@ impl ChainState {
             + self.agent.exe.capacity()
             + self.agent.comm.capacity()
             + self.agent.node.capacity()
-            + (self.steps.capacity() - self.steps.len()) * size_of::<StepRecord>()
-            + self.steps.iter().map(StepRecord::approx_bytes).sum::<usize>()
+            + self.steps.capacity() * size_of::<Box<StepRecord>>()
+            + self.steps.iter().map(|s| s.approx_bytes()).sum::<usize>()
             + set(self.conversation.capacity())
             + set(self.open_tools.capacity())
             + set(self.events.capacity())
@@ -268,5 +269,11 @@ pub fn chain_id(agent_key: &str, first_event_id: &str) -> String {
     h.update([0]);
     h.update(first_event_id.as_bytes());
     let d = h.finalize();
-    d.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(32);
+    for b in d.iter().take(16) {
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    id
 }

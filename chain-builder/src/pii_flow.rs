@@ -5,7 +5,7 @@
 //! Bounded: at most `MAX_TRACKED_FINGERPRINTS` distinct fingerprints and `MAX_FLOWS` edges per
 //! chain; what is cut is counted in the returned `FlowStats`.
 
-use chainwatch_schemas::PiiFlow;
+use chainwatch_schemas::{PiiFinding, PiiFlow};
 
 use crate::hashing::FastMap;
 use crate::step::StepRecord;
@@ -20,10 +20,12 @@ pub struct FlowStats {
 }
 
 /// The flows of `steps` (ordered; index = position), first-seen step to each later sender.
-pub fn pii_flows(steps: &[StepRecord]) -> (Vec<PiiFlow>, FlowStats) {
+/// Edges are found and deduplicated on borrowed strings; only the kept ones are copied out.
+pub fn pii_flows(steps: &[Box<StepRecord>]) -> (Vec<PiiFlow>, FlowStats) {
     let findings: usize = steps.iter().flat_map(|s| &s.pii).map(|f| f.fingerprints.len()).sum();
     let mut first_seen: FastMap<&str, usize> = FastMap::with_capacity_and_hasher(findings.min(MAX_TRACKED_FINGERPRINTS), Default::default());
-    let mut flows = Vec::new();
+    // (to, from, fingerprint, finding): the edge and where its PII type is.
+    let mut edges: Vec<(usize, usize, &str, &PiiFinding)> = Vec::new();
     let mut stats = FlowStats::default();
     for (j, s) in steps.iter().enumerate() {
         for finding in &s.pii {
@@ -32,16 +34,10 @@ pub fn pii_flows(steps: &[StepRecord]) -> (Vec<PiiFlow>, FlowStats) {
                 match first_seen.get(fp.as_str()) {
                     Some(&i) if i < j => {
                         if sent {
-                            if flows.len() >= MAX_FLOWS {
+                            if edges.len() >= MAX_FLOWS {
                                 stats.flows_dropped += 1;
                             } else {
-                                flows.push(PiiFlow {
-                                    fingerprint: fp.clone(),
-                                    pii_type: finding.pii_type.clone(),
-                                    from_step: i as i32,
-                                    to_step: j as i32,
-                                    destination: s.step.destination.clone(),
-                                });
+                                edges.push((j, i, fp.as_str(), finding));
                             }
                         }
                     }
@@ -57,8 +53,19 @@ pub fn pii_flows(steps: &[StepRecord]) -> (Vec<PiiFlow>, FlowStats) {
             }
         }
     }
-    // One edge per (fingerprint, from, to) even when a step reports it in several places.
-    flows.sort_by(|a, b| (a.to_step, a.from_step, &a.fingerprint).cmp(&(b.to_step, b.from_step, &b.fingerprint)));
-    flows.dedup_by(|a, b| a.to_step == b.to_step && a.from_step == b.from_step && a.fingerprint == b.fingerprint);
+    // One edge per (fingerprint, from, to) even when a step reports it in several places (the
+    // first reported stays: a stable sort).
+    edges.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    edges.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1 && a.2 == b.2);
+    let flows = edges
+        .iter()
+        .map(|&(to, from, fp, finding)| PiiFlow {
+            fingerprint: fp.to_string(),
+            pii_type: finding.pii_type.clone(),
+            from_step: from as i32,
+            to_step: to as i32,
+            destination: steps.get(to).and_then(|s| s.step.destination.clone()),
+        })
+        .collect();
     (flows, stats)
 }

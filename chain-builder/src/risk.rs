@@ -16,7 +16,7 @@ fn is_unvetted(category: &str) -> bool {
     matches!(category, "unknown-external" | "object-storage")
 }
 
-pub fn score(steps: &[StepRecord], flows: &[PiiFlow], tools: &[ToolExecution], autonomy: Autonomy, max_tool_repeats: i32) -> (f64, Vec<String>) {
+pub fn score(steps: &[Box<StepRecord>], flows: &[PiiFlow], tools: &[ToolExecution], autonomy: Autonomy, max_tool_repeats: i32) -> (f64, Vec<String>) {
     let mut signals: Vec<(f64, String)> = Vec::new();
     let mut add = |w: f64, reason: String| {
         if !signals.iter().any(|(_, r)| *r == reason) {

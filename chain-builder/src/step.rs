@@ -191,45 +191,75 @@ pub fn step_from_event(mut ev: SemanticEvent, proc: ProcKey, prices: &PriceTable
     }
 }
 
-/// One readable line: what the step did.
+/// One readable line: what the step did. Built with `push_str` (one per event: the format
+/// machinery costed as much as the rest of the step).
 fn summarize(ev: &SemanticEvent, model: Option<&str>, tools: &[RequestedTool]) -> String {
-    let s = if let Some(sql) = &ev.sql {
-        match sql.rows {
-            Some(r) => format!("{} ({r} rows)", sql.statement.trim()),
-            None => sql.statement.trim().to_string(),
+    let mut s = String::with_capacity(ev.sql.as_ref().map_or(64, |q| q.statement.len().min(MAX_SUMMARY) + 16));
+    if let Some(sql) = &ev.sql {
+        s.push_str(sql.statement.trim());
+        if let Some(r) = sql.rows {
+            s.push_str(" (");
+            push_int(&mut s, r);
+            s.push_str(" rows)");
         }
     } else if let Some(llm) = &ev.llm {
-        let mut s = format!("{} {}", llm.operation, model.unwrap_or("?"));
-        if !tools.is_empty() {
-            s.push_str(" -> ");
-            s.push_str(&tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "));
+        s.push_str(&llm.operation);
+        s.push(' ');
+        s.push_str(model.unwrap_or("?"));
+        for (i, t) in tools.iter().enumerate() {
+            s.push_str(if i == 0 { " -> " } else { ", " });
+            s.push_str(&t.name);
         }
-        s
     } else if let Some(v) = &ev.vector {
-        format!(
-            "{} {} {}{}",
-            v.system,
-            v.operation,
-            v.collection.as_deref().unwrap_or(""),
-            v.results.map(|r| format!(" ({r} results)")).unwrap_or_default()
-        )
+        s.push_str(&v.system);
+        s.push(' ');
+        s.push_str(&v.operation);
+        s.push(' ');
+        s.push_str(v.collection.as_deref().unwrap_or(""));
+        if let Some(r) = v.results {
+            s.push_str(" (");
+            push_int(&mut s, r);
+            s.push_str(" results)");
+        }
     } else if let Some(u) = &ev.upload {
-        format!(
-            "upload {} ({} bytes) to {}",
-            u.filename.as_deref().unwrap_or("?"),
-            u.bytes,
-            ev.host.as_deref().unwrap_or("?")
-        )
+        s.push_str("upload ");
+        s.push_str(u.filename.as_deref().unwrap_or("?"));
+        s.push_str(" (");
+        push_int(&mut s, u.bytes);
+        s.push_str(" bytes) to ");
+        s.push_str(ev.host.as_deref().unwrap_or("?"));
     } else {
-        format!(
-            "{} {}{}{}",
-            ev.method.as_deref().unwrap_or(&ev.kind),
-            ev.host.as_deref().unwrap_or(""),
-            ev.path.as_deref().unwrap_or(""),
-            ev.status.map(|s| format!(" {s}")).unwrap_or_default()
-        )
-    };
+        s.push_str(ev.method.as_deref().unwrap_or(&ev.kind));
+        s.push(' ');
+        s.push_str(ev.host.as_deref().unwrap_or(""));
+        s.push_str(ev.path.as_deref().unwrap_or(""));
+        if let Some(status) = ev.status {
+            s.push(' ');
+            push_int(&mut s, i64::from(status));
+        }
+    }
     cut(s, MAX_SUMMARY)
+}
+
+/// Append `n` in decimal.
+fn push_int(s: &mut String, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        s.push('-');
+    }
+    for d in &digits[at..] {
+        s.push(char::from(*d));
+    }
 }
 
 /// `s` cut to at most `max` bytes (on a character boundary, marked with an ellipsis).
@@ -241,6 +271,8 @@ fn cut(mut s: String, max: usize) -> String {
         }
         s.truncate(at);
         s.push('…');
+        // A cut statement would otherwise keep the whole original's buffer.
+        s.shrink_to_fit();
     }
     s
 }
