@@ -11,8 +11,6 @@
 //! table is full, exited processes go first and then new processes are not recorded (counted;
 //! their events fall back to "their own agent").
 
-use std::collections::HashMap;
-
 use crate::hashing::FastMap;
 
 use chainwatch_schemas::{ProcessEvent, ProcessEventKind};
@@ -28,10 +26,10 @@ pub struct ProcKey {
     pub start_ns: i64,
 }
 
-/// Node names to dense ids and back.
+/// Node names to dense ids and back (looked up twice per event: FxHash, not SipHash).
 #[derive(Debug, Default)]
 pub struct NodeNames {
-    ids: HashMap<String, NodeId>,
+    ids: FastMap<String, NodeId>,
     names: Vec<String>,
 }
 
