@@ -11,7 +11,8 @@
 //!
 //! Memory per open chain is measured two ways and printed, with one full task per agent open:
 //! a counting global allocator (live heap bytes of the builder divided by open chains) and the
-//! builder's own size accounting (`chain_bytes`).
+//! builder's own size accounting (`chain_bytes`). Then the checkpoint of that state: its size,
+//! encode, file write and restore times.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -360,6 +361,37 @@ fn throughput(c: &mut Criterion<ThreadCpuTime>) {
          (counting allocator: chains, agents, process tree, tuple index); {} bytes per chain by size accounting (chains only)",
         (after - before) / open as isize,
         b.chain_bytes() / open
+    );
+    checkpoint_of(&b, &cfg);
+}
+
+/// The checkpoint of `b` (the worker writes one every second): size, encode time, file write
+/// time (with fsync) and restore time, the best of 5, printed.
+fn checkpoint_of(b: &ChainBuilder, cfg: &ChainConfig) {
+    use chainwatch_chain_builder::checkpoint_file::{CheckpointMeta, CheckpointStore};
+    use std::time::{Duration, Instant};
+    let dir = std::env::temp_dir().join(format!("cw-bench-checkpoint-{}", std::process::id()));
+    let store = CheckpointStore::new(&dir);
+    let meta = CheckpointMeta { group: "bench".into(), assignment: vec![("t".into(), 0)], offsets: vec![], written_unix_ms: 0 };
+    let (mut encode, mut write, mut restore, mut size) = (Duration::MAX, Duration::MAX, Duration::MAX, 0);
+    for _ in 0..5 {
+        let t = Instant::now();
+        let state = b.checkpoint().expect("checkpoint");
+        encode = encode.min(t.elapsed());
+        let t = Instant::now();
+        size = store.write(&meta, &state).expect("checkpoint file");
+        write = write.min(t.elapsed());
+        let t = Instant::now();
+        let restored = ChainBuilder::restore(cfg, &state).expect("restore");
+        restore = restore.min(t.elapsed());
+        assert_eq!(restored.open_chains(), b.open_chains());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "checkpoint: {} open chains: {size} bytes ({} per chain), encode {encode:.1?}, file write + fsync {write:.1?}, \
+         restore {restore:.1?} (best of 5, wall time)",
+        b.open_chains(),
+        size / b.open_chains().max(1) as u64
     );
 }
 

@@ -30,6 +30,10 @@ use crate::step::{KIND_LLM, StepRecord, step_from_event};
 use crate::stitching::{ClientSide, HandlingWindow, ServerSide, TupleIndex, TupleKey};
 use crate::watermark::Watermark;
 
+// The checkpoint (a child module: it reads the private state without widening it).
+mod checkpoint;
+pub use checkpoint::CheckpointError;
+
 const NS_PER_SEC: i64 = 1_000_000_000;
 /// The time an event counts at: its end (or start, if later).
 fn event_time(ev: &SemanticEvent) -> i64 {
@@ -114,7 +118,7 @@ fn is_bookkeeping(ev: &SemanticEvent) -> bool {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct AgentState {
     agent: AgentRef,
     /// Open and recently closed chains, oldest first.
@@ -127,7 +131,7 @@ struct AgentState {
     forgotten_until: i64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Slot {
     generation: u32,
     agent: Option<ProcKey>,

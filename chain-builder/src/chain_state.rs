@@ -5,6 +5,7 @@
 
 
 use chainwatch_schemas::{AgentRef, Autonomy, Chain, ChainStatus};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::attribution::attribute;
@@ -14,7 +15,7 @@ use crate::risk;
 use crate::step::StepRecord;
 
 /// A chain's place in the builder's slab; `generation` tells a reused slot from the old chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ChainHandle {
     pub slot: u32,
     pub generation: u32,
@@ -35,7 +36,7 @@ pub const TAG_PREFIX: u8 = 1;
 pub const TAG_TOOL: u8 = 2;
 pub const TAG_EVENT: u8 = 3;
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ChainState {
     pub chain_id: String,
     pub version: i64,

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chainwatch_config::ModelPrice;
+use serde::{Deserialize, Serialize};
 
 /// Prices per model. A model matches its exact name, else the longest configured name it starts
 /// with ("gpt-4o" prices "gpt-4o-2024-08-06"); an unknown model costs 0.
@@ -43,13 +44,13 @@ impl PriceTable {
 }
 
 /// Cost and tokens accumulated per agent key and per team, over every chain seen.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CostLedger {
     pub by_agent: BTreeMap<String, CostTotals>,
     pub by_team: BTreeMap<String, CostTotals>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct CostTotals {
     pub cost_usd: f64,
     pub input_tokens: i64,

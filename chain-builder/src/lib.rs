@@ -13,11 +13,14 @@
 //! - `risk`: risk score and reasons.
 //! - `watermark`: event-time watermark (closing, late events).
 //! - `worker`: the consumer-group member on the bus.
+//! - `builder::checkpoint`, `checkpoint_file`: the builder's state as bytes, and the worker's
+//!   checkpoint files (so a restart goes on without duplicate chains).
 
 pub mod agent;
 pub mod attribution;
 pub mod builder;
 pub mod chain_state;
+pub mod checkpoint_file;
 pub mod cost;
 pub mod hashing;
 pub mod pii_flow;
@@ -28,5 +31,5 @@ pub mod stitching;
 pub mod watermark;
 pub mod worker;
 
-pub use builder::{BuilderStats, ChainBuilder};
+pub use builder::{BuilderStats, ChainBuilder, CheckpointError};
 pub use worker::{ChainWorker, ChainWorkerConfig, ChainWorkerError, ChainWorkerStats};

@@ -13,7 +13,7 @@ use crate::step::StepRecord;
 pub const MAX_TRACKED_FINGERPRINTS: usize = 16_384;
 pub const MAX_FLOWS: usize = 4_096;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FlowStats {
     pub fingerprints_untracked: u64,
     pub flows_dropped: u64,

@@ -14,12 +14,13 @@
 use crate::hashing::FastMap;
 
 use chainwatch_schemas::{ProcessEvent, ProcessEventKind};
+use serde::{Deserialize, Serialize};
 
 /// Interned node name (ids are small and dense; the names live in `NodeNames`).
 pub type NodeId = u32;
 
 /// A process, unambiguously: node, tgid and its start time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ProcKey {
     pub node: NodeId,
     pub tgid: i32,
@@ -27,7 +28,7 @@ pub struct ProcKey {
 }
 
 /// Node names to dense ids and back (looked up twice per event: FxHash, not SipHash).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct NodeNames {
     ids: FastMap<String, NodeId>,
     names: Vec<String>,
@@ -50,7 +51,7 @@ impl NodeNames {
 }
 
 /// What the tree knows about one process.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ProcInfo {
     pub parent: Option<ProcKey>,
     pub exe: String,
@@ -68,7 +69,7 @@ pub struct ProcInfo {
 }
 
 /// Counters of the tree.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessTreeStats {
     pub processes: usize,
     pub evicted_exited: u64,
@@ -79,7 +80,7 @@ pub struct ProcessTreeStats {
 }
 
 /// The process tree of every node this builder sees.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ProcessTree {
     procs: FastMap<ProcKey, ProcInfo>,
     max_processes: usize,

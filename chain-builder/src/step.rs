@@ -4,6 +4,7 @@
 //! event may bring (fingerprints, tool calls).
 
 use chainwatch_schemas::{ChainStep, ConnRole, PiiFinding, SemanticEvent};
+use serde::{Deserialize, Serialize};
 
 use crate::cost::PriceTable;
 use crate::process_tree::ProcKey;
@@ -21,13 +22,13 @@ pub const KIND_LLM: &str = "llm_call";
 pub const KIND_UPLOAD: &str = "upload";
 
 /// A tool call an LLM answer asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestedTool {
     pub id: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {
     pub step: ChainStep,
     pub proc: ProcKey,

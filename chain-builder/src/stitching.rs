@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 
 use chainwatch_schemas::SocketTuple;
+use serde::{Deserialize, Serialize};
 
 use crate::chain_state::ChainHandle;
 use crate::hashing::FastMap;
@@ -18,7 +19,7 @@ use crate::process_tree::{NodeId, ProcKey};
 /// A TCP connection as (client, server) endpoints, hashed (FNV-1a 64 over the normalized
 /// addresses and ports): no allocation per exchange, and a collision needs two live connections
 /// in one lateness window to share 64 bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TupleKey(u64);
 
 fn normalize(addr: &str) -> &str {
@@ -63,7 +64,7 @@ impl TupleKey {
 }
 
 /// A client exchange waiting for its server side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientSide {
     pub chain: ChainHandle,
     pub start_ns: i64,
@@ -73,7 +74,7 @@ pub struct ClientSide {
 }
 
 /// A served exchange waiting for its client side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerSide {
     /// The service's agent root and the chain its steps went to meanwhile.
     pub agent: ProcKey,
@@ -85,7 +86,7 @@ pub struct ServerSide {
 }
 
 /// The time window in which a service handled a request for another chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandlingWindow {
     pub start_ns: i64,
     pub end_ns: i64,
@@ -100,7 +101,7 @@ impl HandlingWindow {
 }
 
 /// Recent exchanges by tuple, with expiry by end time and a size cap.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct TupleIndex<V> {
     entries: FastMap<TupleKey, V>,
     order: VecDeque<(i64, TupleKey)>,

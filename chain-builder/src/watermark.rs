@@ -4,7 +4,7 @@
 //! chain stays reopenable for one more allowed lateness, so a late event becomes an update of
 //! the same chain (version + 1), never a second chain.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Watermark {
     lateness_ns: i64,
     max_event_ns: i64,

@@ -3,20 +3,39 @@
 //! every chain upsert and closing to `cw.chains` keyed by chain id (a compacted topic: the last
 //! version wins).
 //!
-//! Delivery contract (as the parser workers):
+//! Delivery contract:
 //! - A record that cannot be decoded goes to the dead-letter topic with the reason.
-//! - Records are handled in batches of `commit_every`: after a batch (or an empty poll) the
-//!   builder's upserts and closings are published, every acknowledgement is awaited, and only
-//!   then are the batch's records marked processed and committed (at least once).
+//! - After `commit_every` records, `max_publish_delay` or an empty poll, the builder's upserts
+//!   and closings are published and every acknowledgement is awaited.
+//! - With a checkpoint directory, the input offsets are committed only right after a
+//!   checkpoint of the builder's state that covers every record up to them was written (at
+//!   most every `checkpoint_interval`, and at `close`): the state is exactly once. A restarted
+//!   member loads the checkpoint of its assignment (group and partitions: `checkpoint_file`)
+//!   at its first poll, skips the records the checkpoint already holds (a crash between the
+//!   checkpoint and the commit replays them) and goes on with the same process tree and open
+//!   chains: a still-open chain continues under its id, a long-running agent's new child is
+//!   still its own. What was published after the checkpoint is published again with the same
+//!   chain ids and versions (an idempotent upsert on the compacted topic).
+//! - Without a checkpoint directory the offsets are committed after every publish (at least
+//!   once) and a restarted member starts empty from the committed offsets: a chain open at the
+//!   crash continues as a second chain.
 //! - When no record comes, the watermark advances by the wall time elapsed since the last
 //!   record (processing time stands in for event time), so idle chains close.
-//! - After a restart the builder starts empty from the committed offset: chains open at the
-//!   crash are rebuilt from the replayed events with the same chain ids where their first
-//!   event is replayed (ids derive from the agent key and the first event id); rebuilding
-//!   from the compacted `cw.chains` topic is not done yet.
+//!
+//! Limits: the checkpoint is found by the assignment. When the partitions move to another
+//! member (a rebalance, a scaled group), no checkpoint matches and the member starts empty
+//! (`checkpoints_missing`, a warning); run the chain builder with a stable assignment (a
+//! StatefulSet with static group membership, or a fixed replica count) so a restarted member
+//! gets its partitions back. A checkpoint whose offsets are behind the first replayed record
+//! (someone else consumed in between) is counted in `checkpoint_gaps`. An assignment that
+//! changes while running keeps the in-memory state, and later checkpoints are named after the
+//! new assignment. Recreating the input topics (offsets start again at 0) needs the
+//! checkpoint directory emptied, and the in-memory bus (whose offsets start again at every
+//! start) must not use one.
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chainwatch_bus::{Bus, BusError, Consumer, DeadLetter, OutRecord, Pending, Producer, Record};
 use chainwatch_config::ChainwatchConfig;
@@ -24,6 +43,7 @@ use chainwatch_schemas::codec::record_name;
 use chainwatch_schemas::{AvroRecord, Chain, CodecError, ProcessEvent, SemanticEvent};
 
 use crate::builder::ChainBuilder;
+use crate::checkpoint_file::{CheckpointMeta, CheckpointStore};
 
 /// Where the worker reads and writes, and how often it publishes and commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +59,11 @@ pub struct ChainWorkerConfig {
     /// a busy stream does not hold a chain's upsert back (the violation waits on it).
     pub max_publish_delay: Duration,
     pub poll_timeout: Duration,
+    /// Where the builder's state is checkpointed; `None` = no checkpoint (commit after every
+    /// publish; a restarted member starts empty).
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Checkpoint, then commit, at most this often (and at `close`).
+    pub checkpoint_interval: Duration,
 }
 
 impl ChainWorkerConfig {
@@ -52,6 +77,10 @@ impl ChainWorkerConfig {
             commit_every: 500,
             max_publish_delay: Duration::from_millis(100),
             poll_timeout: Duration::from_millis(200),
+            checkpoint_dir: (cfg.chain.checkpoint_interval_ms > 0).then(|| {
+                cfg.chain.checkpoint_dir.clone().unwrap_or_else(|| cfg.storage.data_dir.join("chain-checkpoints"))
+            }),
+            checkpoint_interval: Duration::from_millis(cfg.chain.checkpoint_interval_ms),
         }
     }
 }
@@ -62,7 +91,13 @@ pub enum ChainWorkerError {
     Bus(#[from] BusError),
     #[error("encoding a chain: {0}")]
     Encode(#[from] CodecError),
+    #[error("{MAX_CHECKPOINT_FAILURES} checkpoints in a row not written (nothing is committed meanwhile): {0}")]
+    Checkpoint(String),
 }
+
+/// Checkpoint write failures in a row after which the worker stops with an error rather than
+/// go on without committing.
+pub const MAX_CHECKPOINT_FAILURES: u32 = 3;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ChainWorkerStats {
@@ -72,6 +107,27 @@ pub struct ChainWorkerStats {
     pub chains_published: u64,
     pub dead_letters: u64,
     pub commits: u64,
+    /// Checkpoints written, and the size (bytes) and write time (ms: encode + write + fsync)
+    /// of the last one.
+    pub checkpoints_written: u64,
+    pub checkpoint_bytes: u64,
+    pub checkpoint_write_ms: u64,
+    /// Checkpoints that could not be written (the commit waits for the next one).
+    pub checkpoint_errors: u64,
+    /// A checkpoint of the assignment was loaded at start, in `checkpoint_restore_ms`.
+    pub checkpoints_restored: u64,
+    pub checkpoint_restore_ms: u64,
+    /// No checkpoint of the assignment at start: started empty.
+    pub checkpoints_missing: u64,
+    /// A checkpoint refused at start (another format version, corrupt, another assignment).
+    pub checkpoints_rejected: u64,
+    /// Records replayed after a restart that the restored state already held: skipped.
+    pub replayed_skipped: u64,
+    /// Partitions whose first record after a restore came after the checkpoint's offset
+    /// (someone else consumed in between: the restored state is older than the group's).
+    pub checkpoint_gaps: u64,
+    /// Assignment changes while running (a rebalance): the state is kept.
+    pub assignment_changes: u64,
 }
 
 /// One member of the chain-builder consumer group.
@@ -81,8 +137,22 @@ pub struct ChainWorker {
     dead: DeadLetter,
     builder: ChainBuilder,
     cfg: ChainWorkerConfig,
-    /// Handled, not yet marked: their output is published at the next flush.
+    checkpoints: Option<CheckpointStore>,
+    /// The sorted assignment the state is for; `None` until a poll shows a non-empty one.
+    assignment: Option<Vec<(String, i32)>>,
+    /// Per (topic, partition): the next offset the builder's state covers.
+    applied: Vec<(String, i32, i64)>,
+    /// Restored: per (topic, partition), records before this offset are in the state already.
+    covered: Vec<(String, i32, i64)>,
+    /// Per partition the last record handled and not yet marked (its value dropped); its
+    /// output is published at the next flush, it is committed at the next commit.
     unmarked: Vec<Record>,
+    /// Records handled since the last flush.
+    since_flush: usize,
+    last_checkpoint_at: Instant,
+    /// Checkpoint write failures since the last success, and the last one's reason.
+    checkpoint_failures: u32,
+    last_checkpoint_error: String,
     last_record_at: Instant,
     last_flush_at: Instant,
     stats: ChainWorkerStats,
@@ -98,8 +168,16 @@ impl ChainWorker {
             producer,
             dead,
             builder,
+            checkpoints: cfg.checkpoint_dir.as_ref().map(CheckpointStore::new),
             cfg,
+            assignment: None,
+            applied: Vec::new(),
+            covered: Vec::new(),
             unmarked: Vec::new(),
+            since_flush: 0,
+            last_checkpoint_at: Instant::now(),
+            checkpoint_failures: 0,
+            last_checkpoint_error: String::new(),
             last_record_at: Instant::now(),
             last_flush_at: Instant::now(),
             stats: ChainWorkerStats::default(),
@@ -122,20 +200,30 @@ impl ChainWorker {
     /// Poll once. Returns whether a record was handled; an empty poll advances the watermark
     /// by the idle wall time, publishes and commits.
     pub async fn step(&mut self) -> Result<bool, ChainWorkerError> {
-        let Some(record) = self.consumer.poll(self.cfg.poll_timeout).await? else {
+        let polled = self.consumer.poll(self.cfg.poll_timeout).await?;
+        if self.assignment.is_none() {
+            // The first assignment: the state is loaded before its first record is handled.
+            self.adopt_assignment();
+        }
+        let Some(record) = polled else {
             let max = self.builder.max_event_ns();
             if max != i64::MIN {
                 let idle = i64::try_from(self.last_record_at.elapsed().as_nanos()).unwrap_or(i64::MAX);
                 let closed = self.builder.advance_watermark(max.saturating_add(idle));
                 self.publish(&closed).await?;
             }
-            self.flush().await?;
+            self.flush(false).await?;
             return Ok(false);
         };
         self.last_record_at = Instant::now();
-        self.handle(record).await?;
-        if self.unmarked.len() >= self.cfg.commit_every || self.last_flush_at.elapsed() >= self.cfg.max_publish_delay {
-            self.flush().await?;
+        if self.already_covered(&record) {
+            self.stats.replayed_skipped += 1;
+            self.remember(record);
+        } else {
+            self.handle(record).await?;
+        }
+        if self.since_flush >= self.cfg.commit_every || self.last_flush_at.elapsed() >= self.cfg.max_publish_delay {
+            self.flush(false).await?;
         }
         Ok(true)
     }
@@ -149,12 +237,12 @@ impl ChainWorker {
             }
             self.step().await?;
         }
-        self.flush().await
+        self.flush(false).await
     }
 
-    /// Publish and commit what was handled, then leave the group.
+    /// Publish what was handled, checkpoint and commit it, then leave the group.
     pub async fn close(mut self) -> Result<(), ChainWorkerError> {
-        self.flush().await?;
+        self.flush(true).await?;
         self.producer.flush(Duration::from_secs(10)).await?;
         self.consumer.close().await?;
         Ok(())
@@ -176,18 +264,132 @@ impl ChainWorker {
                 self.stats.dead_letters += 1;
             }
         }
-        self.unmarked.push(record);
+        self.remember(record);
         Ok(())
     }
 
-    /// Publish the builder's upserts and closings, await them, then mark and commit.
-    async fn flush(&mut self) -> Result<(), ChainWorkerError> {
+    /// Note `record` as in the state and to be committed (the last one per partition is kept,
+    /// without its value).
+    fn remember(&mut self, mut record: Record) {
+        self.since_flush += 1;
+        let next = record.offset + 1;
+        match self.applied.iter_mut().find(|(t, p, _)| *p == record.partition && *t == record.topic) {
+            Some(a) => a.2 = a.2.max(next),
+            None => self.applied.push((record.topic.clone(), record.partition, next)),
+        }
+        record.value = Vec::new();
+        record.headers = Vec::new();
+        match self.unmarked.iter_mut().find(|r| r.partition == record.partition && r.topic == record.topic) {
+            Some(r) if r.offset < record.offset => *r = record,
+            Some(_) => {}
+            None => self.unmarked.push(record),
+        }
+    }
+
+    /// Whether a restored checkpoint already holds `record` (a replay after a crash between
+    /// the checkpoint and the commit).
+    fn already_covered(&mut self, record: &Record) -> bool {
+        let Some(i) = self.covered.iter().position(|(t, p, _)| *p == record.partition && *t == record.topic) else {
+            return false;
+        };
+        let next = self.covered[i].2;
+        if record.offset < next {
+            return true;
+        }
+        if record.offset > next {
+            self.stats.checkpoint_gaps += 1;
+            tracing::warn!(
+                topic = %record.topic, partition = record.partition, checkpoint_offset = next, offset = record.offset,
+                "the restored checkpoint is behind the group's committed offset: records between were handled elsewhere"
+            );
+        }
+        self.covered.swap_remove(i);
+        false
+    }
+
+    /// Take note of the consumer's assignment: the first non-empty one loads its checkpoint; a
+    /// later change (a rebalance) keeps the state, and the next checkpoints take its name.
+    fn adopt_assignment(&mut self) {
+        let mut now = self.consumer.assignment();
+        if now.is_empty() {
+            return;
+        }
+        now.sort();
+        match self.assignment.take() {
+            // Only into a builder that has seen nothing yet (a record before its assignment
+            // showed would otherwise be lost from the state).
+            None if self.stats.records == 0 => self.restore(&now),
+            None => {}
+            Some(old) if old != now => {
+                self.stats.assignment_changes += 1;
+                tracing::warn!(
+                    old = ?old, new = ?now,
+                    "chain worker assignment changed: the state is kept, the old checkpoint removed"
+                );
+                if let Some(store) = &self.checkpoints {
+                    let _ = std::fs::remove_file(store.path_for(&self.cfg.group, &old));
+                }
+                self.applied.retain(|(t, p, _)| now.iter().any(|(nt, np)| nt == t && np == p));
+            }
+            Some(_) => {}
+        }
+        self.assignment = Some(now);
+    }
+
+    /// Load the checkpoint of `assignment` into the (still empty) builder.
+    fn restore(&mut self, assignment: &[(String, i32)]) {
+        let Some(store) = &self.checkpoints else { return };
+        let started = Instant::now();
+        let path = store.path_for(&self.cfg.group, assignment);
+        match store.read(&self.cfg.group, assignment) {
+            Ok(None) => {
+                self.stats.checkpoints_missing += 1;
+                tracing::warn!(path = %path.display(), "no checkpoint of this assignment: the chain builder starts empty");
+            }
+            Ok(Some((meta, state))) => match self.builder.restore_state(&state) {
+                Ok(()) => {
+                    self.stats.checkpoints_restored += 1;
+                    self.stats.checkpoint_restore_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    self.covered = meta.offsets.clone();
+                    self.applied = meta.offsets;
+                    tracing::info!(
+                        path = %path.display(), open_chains = self.builder.open_chains(), ms = self.stats.checkpoint_restore_ms,
+                        "chain builder state restored"
+                    );
+                }
+                Err(e) => {
+                    self.stats.checkpoints_rejected += 1;
+                    tracing::warn!(path = %path.display(), error = %e, "checkpoint refused: the chain builder starts empty");
+                }
+            },
+            Err(e) => {
+                self.stats.checkpoints_rejected += 1;
+                tracing::warn!(error = %e, "checkpoint refused: the chain builder starts empty");
+            }
+        }
+    }
+
+    /// Publish the builder's upserts and closings and await them; then, if a checkpoint is due
+    /// (or `force`d) and written, or when there is no checkpoint directory, mark and commit.
+    async fn flush(&mut self, force: bool) -> Result<(), ChainWorkerError> {
         self.last_flush_at = Instant::now();
+        self.since_flush = 0;
         let mut chains = self.builder.take_updates();
         chains.extend(self.builder.advance_watermark(i64::MIN));
         self.publish(&chains).await?;
         if self.unmarked.is_empty() {
             return Ok(());
+        }
+        if self.checkpoints.is_some() {
+            if !force && self.last_checkpoint_at.elapsed() < self.cfg.checkpoint_interval {
+                return Ok(());
+            }
+            if !self.write_checkpoint() {
+                if self.checkpoint_failures >= MAX_CHECKPOINT_FAILURES {
+                    return Err(ChainWorkerError::Checkpoint(self.last_checkpoint_error.clone()));
+                }
+                return Ok(());
+            }
         }
         for r in std::mem::take(&mut self.unmarked) {
             self.consumer.mark_processed(&r)?;
@@ -195,6 +397,42 @@ impl ChainWorker {
         self.consumer.commit().await?;
         self.stats.commits += 1;
         Ok(())
+    }
+
+    /// Write the checkpoint of the state (every handled record is in it, every output of it
+    /// published). Returns whether it was written; a failure is counted and logged.
+    fn write_checkpoint(&mut self) -> bool {
+        self.adopt_assignment();
+        let (Some(store), Some(assignment)) = (&self.checkpoints, &self.assignment) else { return false };
+        let started = Instant::now();
+        let written = self.builder.checkpoint().map_err(|e| e.to_string()).and_then(|state| {
+            let meta = CheckpointMeta {
+                group: self.cfg.group.clone(),
+                assignment: assignment.clone(),
+                offsets: self.applied.clone(),
+                written_unix_ms: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            };
+            store.write(&meta, &state).map_err(|e| e.to_string())
+        });
+        self.last_checkpoint_at = Instant::now();
+        match written {
+            Ok(bytes) => {
+                self.stats.checkpoints_written += 1;
+                self.stats.checkpoint_bytes = bytes;
+                self.stats.checkpoint_write_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                self.checkpoint_failures = 0;
+                true
+            }
+            Err(e) => {
+                self.stats.checkpoint_errors += 1;
+                self.checkpoint_failures += 1;
+                tracing::warn!(error = %e, "chain builder checkpoint not written: the commit waits for the next one");
+                self.last_checkpoint_error = e;
+                false
+            }
+        }
     }
 
     async fn publish(&mut self, chains: &[Chain]) -> Result<(), ChainWorkerError> {

@@ -22,6 +22,8 @@ fn worker_config() -> ChainWorkerConfig {
         // flushes by count only, so the restart test knows what was committed
         max_publish_delay: Duration::from_secs(3600),
         poll_timeout: Duration::from_millis(20),
+        // no checkpoint: commits follow every flush (tests/checkpoint.rs has the checkpoints)
+        checkpoint_dir: None,
         ..ChainWorkerConfig::from_config(&ChainwatchConfig::default())
     }
 }

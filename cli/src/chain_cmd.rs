@@ -126,15 +126,22 @@ fn keep(chains: Vec<Chain>, finals: &mut BTreeMap<String, Chain>) {
 /// The consumer-group worker: cw.semantic.events + cw.proc.events -> cw.chains until Ctrl-C.
 fn run_worker(cfg: &ChainwatchConfig) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let mut worker_cfg = ChainWorkerConfig::from_config(cfg);
+    if cfg.bus.kind == chainwatch_config::BusKind::Memory {
+        // The in-memory bus starts empty at every start: a checkpoint's offsets would skip
+        // records of the new bus.
+        worker_cfg.checkpoint_dir = None;
+    }
     let join = async |bus: &dyn Bus| {
-        ChainWorker::join(bus, ChainBuilder::new(&cfg.chain), ChainWorkerConfig::from_config(cfg))
+        ChainWorker::join(bus, ChainBuilder::new(&cfg.chain), worker_cfg.clone())
             .await
             .context("joining the chain-builder consumer group")
     };
     rt.block_on(run_until_ctrl_c(cfg, "chain", join, |s| {
         format!(
-            "{} records ({} semantic, {} process), {} chains published, {} dead letters, {} commits",
-            s.records, s.semantic_events, s.process_events, s.chains_published, s.dead_letters, s.commits
+            "{} records ({} semantic, {} process), {} chains published, {} dead letters, {} commits, {} checkpoints",
+            s.records, s.semantic_events, s.process_events, s.chains_published, s.dead_letters, s.commits,
+            s.checkpoints_written
         )
     }))
 }

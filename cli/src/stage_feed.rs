@@ -110,6 +110,7 @@ pub(crate) fn chain_snapshot(b: &BuilderStats, open_chains: usize) -> ChainSnaps
         chains_closed: b.chains_closed,
         evictions: b.evicted_open_chains,
         late_events: b.late_dropped,
+        ..ChainSnapshot::default()
     }
 }
 

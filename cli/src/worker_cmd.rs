@@ -97,7 +97,17 @@ fn chain_metrics(meter: &Meter) -> Publish<ChainWorker> {
     let set = ChainMetrics::register(meter, "", shared.source());
     Box::new(move |w: &ChainWorker| {
         let _registered = &set;
-        shared.publish(chain_snapshot(&w.builder().stats(), w.builder().open_chains()));
+        let s = w.stats();
+        shared.publish(ChainSnapshot {
+            checkpoints_written: s.checkpoints_written,
+            checkpoint_bytes: s.checkpoint_bytes,
+            checkpoint_write_ms: s.checkpoint_write_ms,
+            checkpoint_errors: s.checkpoint_errors,
+            checkpoint_restore_ms: s.checkpoint_restore_ms,
+            checkpoints_missing: s.checkpoints_missing,
+            checkpoints_rejected: s.checkpoints_rejected,
+            ..chain_snapshot(&w.builder().stats(), w.builder().open_chains())
+        });
     })
 }
 

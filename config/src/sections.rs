@@ -387,6 +387,12 @@ pub struct ChainConfig {
     pub prices: BTreeMap<String, ModelPrice>,
     /// The label (Kubernetes namespace by default) that names an agent's team.
     pub team_label: String,
+    /// Where a chain worker keeps the checkpoint of its state (one file per consumer group and
+    /// assigned partitions); unset = `<storage.data_dir>/chain-checkpoints`.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// How often a chain worker checkpoints its state and then commits its input offsets, ms;
+    /// 0 = no checkpoint (a restarted worker starts empty from the committed offsets).
+    pub checkpoint_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -407,6 +413,8 @@ impl Default for ChainConfig {
             max_open_chains: 100_000,
             prices: BTreeMap::new(),
             team_label: "namespace".into(),
+            checkpoint_dir: None,
+            checkpoint_interval_ms: 1_000,
         }
     }
 }

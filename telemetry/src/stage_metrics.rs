@@ -279,19 +279,33 @@ pub struct ChainSnapshot {
     pub chains_closed: u64,
     pub evictions: u64,
     pub late_events: u64,
+    /// The chain worker's checkpoints (0 in `run`, whose builder does not checkpoint): written,
+    /// not written (errors), the last one's size and write time, the restore time at start,
+    /// and starts without one (missing, or refused: another version, corrupt).
+    pub checkpoints_written: u64,
+    pub checkpoint_errors: u64,
+    pub checkpoint_bytes: u64,
+    pub checkpoint_write_ms: u64,
+    pub checkpoint_restore_ms: u64,
+    pub checkpoints_missing: u64,
+    pub checkpoints_rejected: u64,
 }
 
 /// Metrics of the chain builder: `chainwatch.chains.events`, `.open` (gauge), `.closed`,
-/// `.evicted`, `.late_events`.
+/// `.evicted`, `.late_events`, and of the chain worker's state checkpoints:
+/// `chainwatch.chains.checkpoints{outcome}` (written, error, missing, rejected),
+/// `.checkpoint.size` (By, gauge), `.checkpoint.write_time` and `.checkpoint.restore_time`
+/// (ms, gauges).
 pub struct ChainMetrics {
     _counters: Vec<ObservableCounter<u64>>,
     _open: ObservableGauge<u64>,
+    _checkpoint_gauges: Vec<ObservableGauge<u64>>,
 }
 
 impl ChainMetrics {
     pub fn register(meter: &Meter, instance: &str, source: impl Fn() -> ChainSnapshot + Send + Sync + 'static) -> Self {
         let m = Instruments::new(meter, instance, source);
-        let counters = vec![
+        let mut counters = vec![
             m.total("chainwatch.chains.events", "{event}", "Semantic events consumed", |s| s.events_in),
             m.total("chainwatch.chains.closed", "{chain}", "Chains closed", |s| s.chains_closed),
             m.total("chainwatch.chains.evicted", "{chain}", "Chains evicted by the open-chain cap", |s| s.evictions),
@@ -303,7 +317,31 @@ impl ChainMetrics {
             ),
         ];
         let open = m.gauge("chainwatch.chains.open", "{chain}", "Chains currently open", |s, a, o| o(s.open_chains, a));
-        ChainMetrics { _counters: counters, _open: open }
+        counters.push(m.counter(
+            "chainwatch.chains.checkpoints",
+            "{checkpoint}",
+            "Chain worker state checkpoints, by outcome (written, error; at start: missing, rejected)",
+            |s, a, o| {
+                for (outcome, n) in [
+                    ("written", s.checkpoints_written),
+                    ("error", s.checkpoint_errors),
+                    ("missing", s.checkpoints_missing),
+                    ("rejected", s.checkpoints_rejected),
+                ] {
+                    o(n, &with(a, "outcome", outcome.to_string()));
+                }
+            },
+        ));
+        let checkpoint_gauges = vec![
+            m.gauge("chainwatch.chains.checkpoint.size", "By", "Size of the last checkpoint", |s, a, o| o(s.checkpoint_bytes, a)),
+            m.gauge("chainwatch.chains.checkpoint.write_time", "ms", "Encode and write time of the last checkpoint", |s, a, o| {
+                o(s.checkpoint_write_ms, a)
+            }),
+            m.gauge("chainwatch.chains.checkpoint.restore_time", "ms", "Time the checkpoint restore at start took", |s, a, o| {
+                o(s.checkpoint_restore_ms, a)
+            }),
+        ];
+        ChainMetrics { _counters: counters, _open: open, _checkpoint_gauges: checkpoint_gauges }
     }
 }
 

@@ -129,6 +129,7 @@ fn run() -> anyhow::Result<()> {
 
 /// One run's arrivals, in ms after the upload's last byte.
 struct RunLatency {
+    process_ms: Option<i64>,
     event_ms: Option<i64>,
     chain_ms: Option<i64>,
     violation_ms: i64,
@@ -181,13 +182,15 @@ fn latency(
         };
         let ms = |t: i64| (t - t0) / 1_000_000;
         let r = RunLatency {
+            process_ms: arrivals.process.map(ms),
             event_ms: arrivals.event.map(ms),
             chain_ms: arrivals.chain.map(ms),
             violation_ms: ms(violation),
         };
         let show = |v: Option<i64>| v.map(|v| format!("{v} ms")).unwrap_or_else(|| "not seen".into());
         println!(
-            "run {run:>3}: agent pid {tgid}: semantic event +{}, chain +{}, violation +{} ms",
+            "run {run:>3}: agent pid {tgid}: uploader's process record {}, semantic event +{}, chain +{}, violation +{} ms",
+            show(r.process_ms),
             show(r.event_ms),
             show(r.chain_ms),
             r.violation_ms

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use chainwatch_schemas::{AvroRecord, Chain, SemanticEvent};
+use chainwatch_schemas::{AvroRecord, Chain, ProcessEvent, SemanticEvent};
 
 use super::observer::{Observer, Seen, latest_chains, process_events, violations};
 use super::procs::Proc;
@@ -115,6 +115,8 @@ pub struct UploadArrivals {
     pub chain: Option<i64>,
     /// The EXFIL_TITLE violation of the chain on cw.violations.
     pub violation: Option<i64>,
+    /// The first process record (fork or exec) of the uploading process on cw.proc.events.
+    pub process: Option<i64>,
 }
 
 /// When the upload of `chain` (the events of its "upload" steps) reached each topic.
@@ -141,7 +143,14 @@ pub fn upload_arrivals(seen: &[Seen], chain: &Chain) -> UploadArrivals {
         .filter(|v| v.chain_id == chain.chain_id && v.title == EXFIL_TITLE)
         .map(|v| v.wall_ns)
         .min();
-    UploadArrivals { event, chain: chain_at, violation }
+    let uploaders: BTreeSet<i32> = chain.steps.iter().filter(|s| s.kind == "upload").map(|s| s.tgid).collect();
+    let process = seen
+        .iter()
+        .filter(|s| s.topic == chainwatch_schemas::topics::PROC_EVENTS)
+        .filter(|s| ProcessEvent::decode(&s.value).is_ok_and(|p| uploaders.contains(&p.tgid)))
+        .map(|s| s.wall_ns)
+        .min();
+    UploadArrivals { event, chain: chain_at, violation, process }
 }
 
 /// The upload's capture time: the latest end (ts_end_ns, the probe's wall-clock stamp of the
@@ -154,7 +163,7 @@ pub fn upload_end_ns(chain: &Chain) -> Option<i64> {
 /// chain and the arrival of each of its events (for the log).
 pub fn stage_arrivals(seen: &[Seen], chain: &Chain, upload_end_ns: i64) -> String {
     let ms = |ns: i64| (i128::from(ns) - i128::from(upload_end_ns)) / 1_000_000;
-    let UploadArrivals { event, chain: chain_at, violation } = upload_arrivals(seen, chain);
+    let UploadArrivals { event, chain: chain_at, violation, .. } = upload_arrivals(seen, chain);
     let show = |t: Option<i64>| t.map(|t| ms(t).to_string()).unwrap_or_else(|| "not seen".into());
     let versions: Vec<String> = seen
         .iter()
