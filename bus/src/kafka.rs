@@ -302,13 +302,20 @@ impl Consumer for KafkaConsumer {
     }
 
     async fn commit(&mut self) -> Result<(), BusError> {
+        /// A commit slower than this is logged (it holds the member's records back).
+        const SLOW_COMMIT: Duration = Duration::from_millis(500);
         if !self.marked {
             return Ok(());
         }
         let c = self.inner.clone();
+        let started = std::time::Instant::now();
         let r = tokio::task::spawn_blocking(move || c.commit_consumer_state(CommitMode::Sync))
             .await
             .map_err(|e| BusError::Other(e.to_string()))?;
+        let took = started.elapsed();
+        if took > SLOW_COMMIT {
+            tracing::warn!(ms = took.as_millis() as u64, "offset commit slow: the consumer waited for the group coordinator");
+        }
         match r {
             Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
                 self.marked = false;

@@ -92,6 +92,9 @@ pub struct BuilderStats {
     pub process_never_seen: u64,
     /// Events not held because MAX_WAITING_EVENTS were already waiting.
     pub wait_cap_hits: u64,
+    /// Chains opened for a process not yet known as an agent (held as a possible service's),
+    /// published at once when its first LLM call came.
+    pub agent_holds_released: u64,
 }
 
 /// Statements that only frame a transaction or a session; the work is in the statements
@@ -475,6 +478,28 @@ impl ChainBuilder {
             }
             self.register_client(node, tuple.as_ref(), h, start, end, 0);
         }
+        if is_llm {
+            self.release_agent_holds(root);
+        }
+    }
+
+    /// `root` called an LLM: it is an agent, so its chains held as a possible service's (an
+    /// event of it arrived before its first LLM call, e.g. from another parser worker) are
+    /// published now instead of after the lateness.
+    fn release_agent_holds(&mut self, root: ProcKey) {
+        let Some(a) = self.agents.get(&root) else { return };
+        let chains = a.chains.clone();
+        for h in chains {
+            if let Some(c) = self.chain_mut(h)
+                && c.held_until_agent
+                && c.held_until.is_some()
+            {
+                c.held_until = None;
+                c.held_until_agent = false;
+                self.dirty.push(h);
+                self.stats.agent_holds_released += 1;
+            }
+        }
     }
 
     // ---- routing -------------------------------------------------------------------------
@@ -584,6 +609,7 @@ impl ChainBuilder {
             && (fresh || !c.published)
         {
             c.held_until = Some(held_until);
+            c.held_until_agent = false;
             self.held.push(h);
         }
         if let Some(a) = self.agents.get_mut(&root) {
@@ -665,6 +691,7 @@ impl ChainBuilder {
         let is_agent = self.tree.get(&root).is_some_and(|p| p.llm_caller);
         if !is_agent {
             chain.held_until = Some(ts.saturating_add(self.lateness_ns));
+            chain.held_until_agent = true;
         }
         let slot = match self.free.pop() {
             Some(s) => s,

@@ -56,6 +56,10 @@ pub struct ChainState {
     /// Not published before the watermark passes this (a served request waiting to learn
     /// whether an observed client sent it, in which case its steps join the client's chain).
     pub held_until: Option<i64>,
+    /// Held only because its agent root had not called an LLM yet when it opened (a service
+    /// candidate): the root's first LLM call shows it is an agent and releases the hold.
+    #[serde(default)]
+    pub held_until_agent: bool,
     /// Changed since it was last published.
     pub dirty: bool,
     /// Published at least once.
@@ -78,6 +82,7 @@ impl ChainState {
             events: FastSet::default(),
             has_llm: false,
             held_until: None,
+            held_until_agent: false,
             dirty: true,
             published: false,
             flow_stats: FlowStats::default(),

@@ -442,9 +442,16 @@ impl ChainWorker {
                 .with_header("cw.chain_version", c.version.to_string());
             pending.push(self.producer.send(out).await?);
         }
+        let started = Instant::now();
         for p in pending {
             p.await?;
             self.stats.chains_published += 1;
+        }
+        if started.elapsed() > Duration::from_millis(500) && !chains.is_empty() {
+            tracing::warn!(
+                ms = started.elapsed().as_millis() as u64, chains = chains.len(),
+                "chain upserts acknowledged slowly: the broker held the publish back"
+            );
         }
         Ok(())
     }

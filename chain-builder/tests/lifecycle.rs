@@ -146,3 +146,44 @@ fn exited_processes_leave_the_tree_after_the_grace_period() {
     assert_eq!(b.process_stats().processes, 2);
     assert_eq!(b.process_stats().evicted_exited, 1);
 }
+
+#[test]
+fn an_agent_whose_first_event_arrives_before_its_llm_call_is_published_at_that_call() {
+    // Two parser workers: the SQL of the agent's connection to Postgres reaches the builder
+    // before the planning call that preceded it. Until that call, the process looks like a
+    // service (its chain is held for a client's claim); the call shows it is an agent.
+    let mut b = ChainBuilder::new(&cfg());
+    let mut events = seed_events(false);
+    let plan = events.remove(0);
+    let query = events.remove(0);
+    assert_eq!(query.kind, "sql");
+    assert!(b.push_event(query).is_empty(), "a process not known as an agent is held");
+    let ups = b.push_event(plan);
+    assert_eq!(ups.len(), 1, "the agent's chain is published at its first LLM call, not after the lateness");
+    assert_eq!(ups[0].steps.len(), 2);
+    assert_eq!(ups[0].steps[0].kind, "llm_call", "in time order");
+    assert_eq!(b.stats().agent_holds_released, 1);
+    let mut last = ups[0].clone();
+    for e in events {
+        for c in b.push_event(e) {
+            assert_eq!(c.chain_id, last.chain_id, "one chain");
+            last = c;
+        }
+    }
+    assert_eq!(last.steps.len(), 6);
+}
+
+#[test]
+fn a_service_that_never_calls_an_llm_stays_held_for_the_lateness() {
+    let mut b = ChainBuilder::new(&cfg());
+    let query = seed_events(false).remove(1);
+    let end = query.ts_end_ns;
+    assert!(b.push_event(query).is_empty());
+    // Held until the watermark (clock - lateness 10 s) passes its start + lateness.
+    assert!(b.advance_watermark(end + 15 * SEC).is_empty());
+    assert!(b.take_updates().is_empty(), "still held");
+    assert!(b.advance_watermark(end + 21 * SEC).is_empty());
+    let released = b.take_updates();
+    assert_eq!(released.len(), 1, "released once the watermark passed the hold");
+    assert_eq!(b.stats().agent_holds_released, 0);
+}

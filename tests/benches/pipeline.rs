@@ -195,6 +195,9 @@ fn latency(
             show(r.chain_ms),
             r.violation_ms
         );
+        if r.violation_ms > 1000 {
+            explain_slow_run(&observer.snapshot(), &chain);
+        }
         measured.push(r);
     }
     let violations_ms: Vec<i64> = measured.iter().map(|r| r.violation_ms).collect();
@@ -219,6 +222,38 @@ fn latency(
         target
     );
     Ok(())
+}
+
+/// A slow run: the uploader's process records and upload events as the observer saw them
+/// (arrival order), so a late or mismatched process identity shows.
+fn explain_slow_run(seen: &[support::observer::Seen], chain: &Chain) {
+    use chainwatch_schemas::{ProcessEvent, SemanticEvent};
+    let uploads: Vec<&chainwatch_schemas::ChainStep> = chain.steps.iter().filter(|s| s.kind == "upload").collect();
+    for s in seen {
+        if s.topic == chainwatch_schemas::topics::PROC_EVENTS {
+            if let Ok(p) = ProcessEvent::decode(&s.value)
+                && uploads.iter().any(|u| u.tgid == p.tgid || u.tgid == p.ppid)
+            {
+                println!(
+                    "    at {} proc {:?} tgid {} start {} ppid {} parent_start {} comm {} ts {}",
+                    s.wall_ns, p.kind, p.tgid, p.process_start_ns, p.ppid, p.parent_start_ns, p.comm, p.ts_ns
+                );
+            }
+        } else if s.topic == chainwatch_schemas::topics::SEMANTIC_EVENTS
+            && let Ok(e) = SemanticEvent::decode(&s.value)
+            && uploads.iter().any(|u| u.tgid == e.tgid)
+        {
+            println!(
+                "    at {} event {} kind {} tgid {} start {} comm {} ts {}..{}",
+                s.wall_ns, e.event_id, e.kind, e.tgid, e.process_start_ns, e.comm, e.ts_start_ns, e.ts_end_ns
+            );
+        } else if s.topic == chainwatch_schemas::topics::CHAINS
+            && let Ok(c) = Chain::decode(&s.value)
+            && c.steps.iter().any(|st| uploads.iter().any(|u| u.event_id == st.event_id))
+        {
+            println!("    at {} chain {} v{} agent tgid {} steps {}", s.wall_ns, c.chain_id, c.version, c.agent.tgid, c.steps.len());
+        }
+    }
 }
 
 /// Nearest-rank percentile: the smallest value with at least `p` % of the values at or below it.
