@@ -79,6 +79,9 @@ enum Config {
     Unwatched,
     /// Option study: chainwatch with the syscall tracepoints (its mode for `all`), load unwatched.
     UnwatchedTracepoints,
+    /// Option study: chainwatch with the syscall tracepoints, load watched (what a watched
+    /// process pays in that mode, against the libc uprobes of the default).
+    WatchedTracepoints,
     /// Option study: only the 23 empty syscall tracepoints (what every unwatched process pays).
     EmptyTracepoints,
     /// Option study: ONE empty tracepoint on a syscall nginx and wrk never make under load
@@ -98,6 +101,7 @@ impl Config {
             Config::Watched => "chainwatch, load watched",
             Config::Unwatched => "chainwatch, load unwatched",
             Config::UnwatchedTracepoints => "option: chainwatch tracepoints, unwatched",
+            Config::WatchedTracepoints => "option: chainwatch tracepoints, watched",
             Config::EmptyTracepoints => "option: 23 empty syscall tracepoints",
             Config::EmptyOneTracepoint => "option: 1 empty tracepoint (sys_enter_connect)",
             Config::EmptyRawSyscalls => "option: empty raw_tp sys_enter+sys_exit",
@@ -111,7 +115,10 @@ impl Config {
         match self {
             Config::Unprobed => "none",
             Config::Floor | Config::Watched | Config::Unwatched => CHAINWATCH_HOOKS.as_str(),
-            Config::UnwatchedTracepoints | Config::EmptyTracepoints | Config::EmptyOneTracepoint => "tracepoints",
+            Config::UnwatchedTracepoints
+            | Config::WatchedTracepoints
+            | Config::EmptyTracepoints
+            | Config::EmptyOneTracepoint => "tracepoints",
             Config::EmptyRawSyscalls => "raw_syscalls",
             Config::EmptyFentry => "fentry",
         }
@@ -162,6 +169,7 @@ fn run() -> Setup<()> {
         let mut c = vec![Config::Unprobed, Config::Floor, Config::Watched, Config::Unwatched];
         if std::env::var("OVERHEAD_OPTIONS").map(|v| v != "0").unwrap_or(true) {
             c.extend([
+                Config::WatchedTracepoints,
                 Config::UnwatchedTracepoints,
                 Config::EmptyTracepoints,
                 Config::EmptyOneTracepoint,
@@ -228,6 +236,7 @@ fn measure(cfg: Config, url: &str, duration: u64, nginx: &Nginx, worker: u32) ->
             Ok(Sample { rps, wrk_requests: n, ..Sample::default() })
         }
         Config::Watched => run_chainwatch(url, duration, nginx.master_pid(), true, SyscallHooks::Auto),
+        Config::WatchedTracepoints => run_chainwatch(url, duration, nginx.master_pid(), true, SyscallHooks::Tracepoints),
         Config::Unwatched | Config::UnwatchedTracepoints => {
             let mut sleeper = Command::new("sleep")
                 .arg("600")
@@ -599,6 +608,7 @@ fn report(configs: &[Config], samples: &[Vec<Sample>]) {
         );
     }
     for c in [
+        Config::WatchedTracepoints,
         Config::UnwatchedTracepoints,
         Config::EmptyTracepoints,
         Config::EmptyOneTracepoint,
