@@ -19,10 +19,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aya::programs::uprobe::UProbeScope;
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeScope};
 use aya::programs::{FEntry, FExit, RawTracePoint, TracePoint, UProbe};
 use aya::{Btf, Ebpf};
-use chainwatch_probe::ebpf::{enable_bpf_stats, HookedLibrary, LossCounters, Probe, ProbeConfig, SyscallHooks, LIBC, LIBSSL};
+use chainwatch_probe::ebpf::{
+    enable_bpf_stats, symbol_offsets, HookedLibrary, LossCounters, Probe, ProbeConfig, SyscallHooks, LIBC, LIBSSL,
+};
 use chainwatch_probe::records::RecordMapper;
 use chainwatch_probe::selectors::Selector;
 use chainwatch_schemas::{Direction, JsonRecord, SegmentKind, SegmentSource};
@@ -292,10 +294,14 @@ fn load_empty(cfg: Config, worker: u32) -> Setup<Ebpf> {
         for library in libraries {
             let libs = chainwatch_probe::procfs::library_candidates(worker, library.maps_needle, library.file_names);
             let lib = libs.first().ok_or_else(|| format!("no {} found for the nginx worker", library.name))?.clone();
+            // the offsets chainwatch attaches at (past glibc's single-thread check)
+            let symbols: Vec<&'static str> = library.attach_points.iter().map(|(_, s)| *s).collect();
+            let offsets = symbol_offsets(&lib, &symbols, library.skip_single_thread_check);
             for (chainwatch_prog, symbol) in library.attach_points {
                 let name = if chainwatch_prog.contains("exit") { "empty_uretprobe" } else { "empty_uprobe" };
+                let offset = *offsets.get(symbol).ok_or_else(|| format!("{symbol} not found in {}", lib.display()))?;
                 let p: &mut UProbe = prog(&mut ebpf, name)?;
-                p.attach(*symbol, &lib, UProbeScope::OneProcess(pid))
+                p.attach(UProbeAttachLocation::AbsoluteOffset(offset), &lib, UProbeScope::OneProcess(pid))
                     .map_err(|e| format!("attaching {name} to {symbol} in {}: {e}", lib.display()))?;
             }
         }

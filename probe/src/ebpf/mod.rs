@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
 pub use kernel::OBJECT_ORIGIN;
-pub use uprobes::{HookedLibrary, LIBC, LIBSSL};
+pub use uprobes::{symbol_offsets, HookedLibrary, LIBC, LIBSSL};
 use kernel::{ConnKey, ConnState, Kernel, KernelConfig};
 
 use crate::events::{
