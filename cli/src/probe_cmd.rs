@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chainwatch_bus::{OutRecord, Pending, Producer};
 use chainwatch_config::ChainwatchConfig;
-use chainwatch_probe::ebpf::{Probe, ProbeConfig};
+use chainwatch_probe::ebpf::{Probe, ProbeConfig, SyscallHooks};
 use chainwatch_probe::records::{RecordMapper, bus_key};
 use chainwatch_probe::selectors::Selector;
 use chainwatch_schemas::{AvroRecord, JsonRecord};
@@ -33,6 +33,11 @@ pub(crate) fn probe_config(cfg: &ChainwatchConfig) -> anyhow::Result<ProbeConfig
         node: cfg.node.resolved_id(),
         per_call_cap: u32::try_from(p.per_call_cap_bytes).context("config key `probe.per_call_cap_bytes`: too large")?,
         tls: true,
+        syscall_hooks: match p.syscall_hooks {
+            chainwatch_config::SyscallHooks::Auto => SyscallHooks::Auto,
+            chainwatch_config::SyscallHooks::Libc => SyscallHooks::Libc,
+            chainwatch_config::SyscallHooks::Tracepoints => SyscallHooks::Tracepoints,
+        },
         selectors,
         ports: p.watch_ports.clone(),
         ring_buffer_bytes: u32::try_from(p.ring_buffer_bytes).context("config key `probe.ring_buffer_bytes`: too large")?,

@@ -128,6 +128,17 @@ mod tests {
     }
 
     #[test]
+    fn syscall_hooks_load_and_are_checked() {
+        assert_eq!(load_from_str("").unwrap().probe.syscall_hooks, crate::SyscallHooks::Auto);
+        let cfg = load_from_str("[probe]\nsyscall_hooks = \"tracepoints\"\n").unwrap();
+        assert_eq!(cfg.probe.syscall_hooks, crate::SyscallHooks::Tracepoints);
+        let cfg = load_from_str("[probe]\nsyscall_hooks = \"libc\"\n").unwrap();
+        assert_eq!(cfg.probe.syscall_hooks, crate::SyscallHooks::Libc);
+        let err = load_from_str("[probe]\nsyscall_hooks = \"kprobes\"\n").unwrap_err().to_string();
+        assert!(err.contains("syscall_hooks"), "{err}");
+    }
+
+    #[test]
     fn missing_file_is_named() {
         let err = load(Some(Path::new("/nonexistent/chainwatch.toml"))).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/chainwatch.toml"), "{err}");

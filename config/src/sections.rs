@@ -299,6 +299,12 @@ pub struct ProbeConfig {
     pub ring_buffer_bytes: usize,
     /// Attach TLS uprobes system-wide instead of to watched processes only.
     pub tls_system_wide: bool,
+    /// How the socket calls are hooked: "libc" (uprobes on libc's wrappers in watched processes
+    /// only; unwatched processes pay nothing; misses raw syscalls: static binaries, Go,
+    /// io_uring), "tracepoints" (syscall tracepoints: every call whatever the program is built
+    /// with, but every task on the host pays the traced syscall path) or "auto" (tracepoints
+    /// with watch_all, libc otherwise).
+    pub syscall_hooks: SyscallHooks,
     /// Events waiting for the bus before the probe counts and drops them.
     pub max_pending_events: usize,
 }
@@ -316,9 +322,23 @@ impl Default for ProbeConfig {
             per_call_cap_bytes: 256 * 1024,
             ring_buffer_bytes: 16 * 1024 * 1024,
             tls_system_wide: false,
+            syscall_hooks: SyscallHooks::Auto,
             max_pending_events: 65_536,
         }
     }
+}
+
+/// `probe.syscall_hooks`: how the probe hooks the socket calls.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SyscallHooks {
+    /// "tracepoints" with watch_all, "libc" otherwise.
+    #[default]
+    Auto,
+    /// Per-process uprobes on libc's socket-call wrappers.
+    Libc,
+    /// The global syscall tracepoints.
+    Tracepoints,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]

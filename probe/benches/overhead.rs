@@ -1,8 +1,11 @@
 //! Overhead benchmark (issue 3, last acceptance point): nginx (1 worker, 84 bytes of JSON over
 //! loopback TLS, keep-alive) loaded by `wrk -t1 -c10 -d10s`, measured in one run, as root:
 //! unprobed; the floor (empty programs on chainwatch's attach points); chainwatch watching the
-//! load; chainwatch watching another process while the load runs unwatched; plus cheaper ways
-//! to hook the syscalls (empty perf tracepoints alone, raw_syscalls raw tracepoints, fentry/fexit).
+//! load; chainwatch watching another process while the load runs unwatched; plus other ways
+//! to hook the syscalls (empty perf tracepoints alone, raw_syscalls raw tracepoints, fentry/fexit,
+//! chainwatch in tracepoints mode). Chainwatch runs with its default socket-call hooks
+//! (`SyscallHooks::Auto`, which is libc uprobes when watching a process tree); the floor uses
+//! the attach points of that mode; every configuration prints its hook mode.
 //!
 //! Run: `cargo bench -p chainwatch-probe --bench overhead` (needs root, nginx-light, wrk, openssl).
 //! Each configuration runs `OVERHEAD_ROUNDS` times (default 3), interleaved, and the median is
@@ -16,10 +19,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aya::programs::uprobe::UProbeScope;
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeScope};
 use aya::programs::{FEntry, FExit, RawTracePoint, TracePoint, UProbe};
 use aya::{Btf, Ebpf};
-use chainwatch_probe::ebpf::{enable_bpf_stats, LossCounters, Probe, ProbeConfig};
+use chainwatch_probe::ebpf::{
+    enable_bpf_stats, symbol_offsets, HookedLibrary, LossCounters, Probe, ProbeConfig, SyscallHooks, LIBC, LIBSSL,
+};
 use chainwatch_probe::records::RecordMapper;
 use chainwatch_probe::selectors::Selector;
 use chainwatch_schemas::{Direction, JsonRecord, SegmentKind, SegmentSource};
@@ -57,9 +62,6 @@ const SYSCALL_TRACEPOINTS: [&str; 23] = [
 /// The sched raw tracepoints chainwatch attaches.
 const SCHED_TRACEPOINTS: [&str; 3] = ["sched_process_fork", "sched_process_exec", "sched_process_exit"];
 
-/// The SSL functions of the floor (the data path of chainwatch's uprobes).
-const SSL_FUNCTIONS: [&str; 4] = ["SSL_read", "SSL_write", "SSL_read_ex", "SSL_write_ex"];
-
 /// The syscalls of the fentry/fexit option (empty.bpf.c).
 const FENTRY_SYSCALLS: [&str; 12] =
     ["read", "write", "readv", "writev", "sendto", "recvfrom", "sendmsg", "recvmsg", "connect", "accept", "accept4", "close"];
@@ -77,6 +79,11 @@ enum Config {
     Floor,
     Watched,
     Unwatched,
+    /// Option study: chainwatch with the syscall tracepoints (its mode for `all`), load unwatched.
+    UnwatchedTracepoints,
+    /// Option study: chainwatch with the syscall tracepoints, load watched (what a watched
+    /// process pays in that mode, against the libc uprobes of the default).
+    WatchedTracepoints,
     /// Option study: only the 23 empty syscall tracepoints (what every unwatched process pays).
     EmptyTracepoints,
     /// Option study: ONE empty tracepoint on a syscall nginx and wrk never make under load
@@ -95,13 +102,33 @@ impl Config {
             Config::Floor => "floor (empty progs, same attach points)",
             Config::Watched => "chainwatch, load watched",
             Config::Unwatched => "chainwatch, load unwatched",
+            Config::UnwatchedTracepoints => "option: chainwatch tracepoints, unwatched",
+            Config::WatchedTracepoints => "option: chainwatch tracepoints, watched",
             Config::EmptyTracepoints => "option: 23 empty syscall tracepoints",
             Config::EmptyOneTracepoint => "option: 1 empty tracepoint (sys_enter_connect)",
             Config::EmptyRawSyscalls => "option: empty raw_tp sys_enter+sys_exit",
             Config::EmptyFentry => "option: empty fentry+fexit on 12 syscalls",
         }
     }
+
+    /// How this configuration hooks the socket calls (chainwatch's mode, or what the empty
+    /// programs stand in for).
+    fn hooks(self) -> &'static str {
+        match self {
+            Config::Unprobed => "none",
+            Config::Floor | Config::Watched | Config::Unwatched => CHAINWATCH_HOOKS.as_str(),
+            Config::UnwatchedTracepoints
+            | Config::WatchedTracepoints
+            | Config::EmptyTracepoints
+            | Config::EmptyOneTracepoint => "tracepoints",
+            Config::EmptyRawSyscalls => "raw_syscalls",
+            Config::EmptyFentry => "fentry",
+        }
+    }
 }
+
+/// The socket-call hooks of the chainwatch configurations: the default for a process tree.
+const CHAINWATCH_HOOKS: SyscallHooks = SyscallHooks::Libc;
 
 /// One wrk run's result and, for chainwatch runs, the probe's accounting.
 #[derive(Debug, Clone, Default)]
@@ -143,7 +170,14 @@ fn run() -> Setup<()> {
     let configs: Vec<Config> = {
         let mut c = vec![Config::Unprobed, Config::Floor, Config::Watched, Config::Unwatched];
         if std::env::var("OVERHEAD_OPTIONS").map(|v| v != "0").unwrap_or(true) {
-            c.extend([Config::EmptyTracepoints, Config::EmptyOneTracepoint, Config::EmptyRawSyscalls, Config::EmptyFentry]);
+            c.extend([
+                Config::WatchedTracepoints,
+                Config::UnwatchedTracepoints,
+                Config::EmptyTracepoints,
+                Config::EmptyOneTracepoint,
+                Config::EmptyRawSyscalls,
+                Config::EmptyFentry,
+            ]);
         }
         c
     };
@@ -178,7 +212,7 @@ fn run() -> Setup<()> {
         for i in (0..n).map(|k| (k + round) % n) {
             let cfg = &configs[i];
             let s = measure(*cfg, &url, duration, &nginx, worker)?;
-            eprintln!("round {} {:<45} {:>9.0} req/s", round + 1, cfg.label(), s.rps);
+            eprintln!("round {} {:<45} [{}] {:>9.0} req/s", round + 1, cfg.label(), cfg.hooks(), s.rps);
             samples[i].push(s);
         }
     }
@@ -203,14 +237,16 @@ fn measure(cfg: Config, url: &str, duration: u64, nginx: &Nginx, worker: u32) ->
             let (rps, n) = wrk(url, duration)?;
             Ok(Sample { rps, wrk_requests: n, ..Sample::default() })
         }
-        Config::Watched => run_chainwatch(url, duration, nginx.master_pid(), true),
-        Config::Unwatched => {
+        Config::Watched => run_chainwatch(url, duration, nginx.master_pid(), true, SyscallHooks::Auto),
+        Config::WatchedTracepoints => run_chainwatch(url, duration, nginx.master_pid(), true, SyscallHooks::Tracepoints),
+        Config::Unwatched | Config::UnwatchedTracepoints => {
             let mut sleeper = Command::new("sleep")
                 .arg("600")
                 .stdin(Stdio::null())
                 .spawn()
                 .map_err(|e| format!("spawning sleep: {e}"))?;
-            let r = run_chainwatch(url, duration, sleeper.id(), false);
+            let hooks = if cfg == Config::Unwatched { SyscallHooks::Auto } else { SyscallHooks::Tracepoints };
+            let r = run_chainwatch(url, duration, sleeper.id(), false, hooks);
             let _ = sleeper.kill();
             let _ = sleeper.wait();
             r
@@ -221,7 +257,8 @@ fn measure(cfg: Config, url: &str, duration: u64, nginx: &Nginx, worker: u32) ->
 /// Load the empty programs for one configuration; dropping the `Ebpf` detaches them.
 fn load_empty(cfg: Config, worker: u32) -> Setup<Ebpf> {
     let mut ebpf = Ebpf::load(empty_object()).map_err(|e| format!("loading empty.bpf.o: {e}"))?;
-    let tracepoints = matches!(cfg, Config::Floor | Config::EmptyTracepoints);
+    let floor_tracepoints = cfg == Config::Floor && CHAINWATCH_HOOKS == SyscallHooks::Tracepoints;
+    let tracepoints = floor_tracepoints || cfg == Config::EmptyTracepoints;
     if tracepoints {
         let p: &mut TracePoint = prog(&mut ebpf, "empty_tp")?;
         p.load().map_err(|e| format!("loading empty_tp: {e}"))?;
@@ -243,15 +280,29 @@ fn load_empty(cfg: Config, worker: u32) -> Setup<Ebpf> {
         }
     }
     if cfg == Config::Floor {
+        // chainwatch's uprobes on the worker: every libssl attach point and, in libc mode, every
+        // libc one (an entry program where chainwatch has one, a return program likewise)
         let pid = NonZeroU32::new(worker).ok_or("nginx worker pid 0")?;
-        let libs = chainwatch_probe::procfs::libssl_candidates(worker);
-        let lib = libs.first().ok_or("no libssl found in the nginx worker's maps")?.clone();
         for name in ["empty_uprobe", "empty_uretprobe"] {
             let p: &mut UProbe = prog(&mut ebpf, name)?;
             p.load().map_err(|e| format!("loading {name}: {e}"))?;
-            for f in SSL_FUNCTIONS {
-                p.attach(f, &lib, UProbeScope::OneProcess(pid))
-                    .map_err(|e| format!("attaching {name} to {f} in {}: {e}", lib.display()))?;
+        }
+        let mut libraries: Vec<&HookedLibrary> = vec![&LIBSSL];
+        if CHAINWATCH_HOOKS == SyscallHooks::Libc {
+            libraries.push(&LIBC);
+        }
+        for library in libraries {
+            let libs = chainwatch_probe::procfs::library_candidates(worker, library.maps_needle, library.file_names);
+            let lib = libs.first().ok_or_else(|| format!("no {} found for the nginx worker", library.name))?.clone();
+            // the offsets chainwatch attaches at (past glibc's single-thread check)
+            let symbols: Vec<&'static str> = library.attach_points.iter().map(|(_, s)| *s).collect();
+            let offsets = symbol_offsets(&lib, &symbols, library.skip_single_thread_check);
+            for (chainwatch_prog, symbol) in library.attach_points {
+                let name = if chainwatch_prog.contains("exit") { "empty_uretprobe" } else { "empty_uprobe" };
+                let offset = *offsets.get(symbol).ok_or_else(|| format!("{symbol} not found in {}", lib.display()))?;
+                let p: &mut UProbe = prog(&mut ebpf, name)?;
+                p.attach(UProbeAttachLocation::AbsoluteOffset(offset), &lib, UProbeScope::OneProcess(pid))
+                    .map_err(|e| format!("attaching {name} to {symbol} in {}: {e}", lib.display()))?;
             }
         }
     }
@@ -282,13 +333,19 @@ where
 
 /// Start chainwatch watching the tree of `root`, drain its events through a RecordMapper while
 /// wrk runs, and account requests, losses and CPU.
-fn run_chainwatch(url: &str, duration: u64, root: u32, count_requests: bool) -> Setup<Sample> {
+fn run_chainwatch(url: &str, duration: u64, root: u32, count_requests: bool, hooks: SyscallHooks) -> Setup<Sample> {
     let config = ProbeConfig {
         selectors: vec![Selector::PidTree(root)],
         hold_exec: false,
+        syscall_hooks: hooks,
         ..ProbeConfig::default()
     };
     let mut probe = Probe::start(config).map_err(|e| format!("starting chainwatch: {e}"))?;
+    let used = probe.syscall_hooks().map_err(|e| e.to_string())?;
+    let expected = if hooks == SyscallHooks::Auto { CHAINWATCH_HOOKS } else { hooks };
+    if used != expected {
+        return Err(format!("chainwatch hooks the socket calls with {} where {} was expected", used.as_str(), expected.as_str()));
+    }
     let rx = probe.events().ok_or("probe events already taken")?;
     let counter = Arc::new(RequestCounter::default());
     let consumer = {
@@ -455,10 +512,16 @@ fn report(configs: &[Config], samples: &[Vec<Sample>]) {
     };
     println!();
     println!("nginx 1 worker, {}-byte JSON over loopback TLS, wrk -t1 -c10, keep-alive; median of {} runs", BODY.len(), samples.first().map_or(0, Vec::len));
-    println!("{:<46} {:>12}   runs", "configuration", "requests/s");
+    println!("{:<46} {:<12} {:>12}   runs", "configuration", "hooks", "requests/s");
     for (i, c) in configs.iter().enumerate() {
         let runs: Vec<String> = samples[i].iter().map(|s| format!("{:.0}", s.rps)).collect();
-        println!("{:<46} {:>12.0}   [{}]", c.label(), median(samples[i].iter().map(|s| s.rps).collect()), runs.join(", "));
+        println!(
+            "{:<46} {:<12} {:>12.0}   [{}]",
+            c.label(),
+            c.hooks(),
+            median(samples[i].iter().map(|s| s.rps).collect()),
+            runs.join(", ")
+        );
     }
     let unprobed = rps(Config::Unprobed);
     let floor = rps(Config::Floor);
@@ -543,10 +606,21 @@ fn report(configs: &[Config], samples: &[Vec<Sample>]) {
         println!("silent drops (max over runs, wrk - captured - lost) = {silent}  (target <= 0)  {}", verdict(silent <= 0));
     }
     let tps = rps(Config::EmptyTracepoints);
-    if tps > 0.0 {
-        println!("unwatched / 23 empty syscall tracepoints = {:.3}  (chainwatch's own cost for unwatched tasks)", unwatched / tps);
+    let unwatched_tp = rps(Config::UnwatchedTracepoints);
+    if tps > 0.0 && unwatched_tp > 0.0 {
+        println!(
+            "chainwatch tracepoints, unwatched / 23 empty syscall tracepoints = {:.3}  (tracepoints mode's own cost for unwatched tasks)",
+            unwatched_tp / tps
+        );
     }
-    for c in [Config::EmptyTracepoints, Config::EmptyOneTracepoint, Config::EmptyRawSyscalls, Config::EmptyFentry] {
+    for c in [
+        Config::WatchedTracepoints,
+        Config::UnwatchedTracepoints,
+        Config::EmptyTracepoints,
+        Config::EmptyOneTracepoint,
+        Config::EmptyRawSyscalls,
+        Config::EmptyFentry,
+    ] {
         if configs.contains(&c) && unprobed > 0.0 {
             println!("{:<46} / unprobed = {:.3}", c.label(), rps(c) / unprobed);
         }

@@ -4,9 +4,11 @@
  *
  * - raw tracepoints sched_process_{fork,exec,exit}: process events and the
  *   watched-tgid set (children of watched processes are watched);
- * - syscall tracepoints (connect, accept, accept4, read, write, readv, writev,
- *   recvfrom, sendto, recvmsg, sendmsg, close): TCP payload of watched
- *   processes, tuple read from the fd (files->fdt->fd[fd]->private_data);
+ * - the socket calls (connect, accept, accept4, read, write, readv, writev,
+ *   recv(from), send(to), recvmsg, sendmsg, close), hooked one of two ways with
+ *   the same bodies: syscall tracepoints (global), or uprobes on libc's
+ *   wrappers attached per watched process by userspace: TCP payload of
+ *   watched processes, tuple read from the fd (files->fdt->fd[fd]->private_data);
  * - uprobes/uretprobes on libssl (SSL_read/_ex, SSL_write/_ex, handshake and
  *   shutdown), attached per watched process by userspace: plaintext, paired
  *   with the socket fd of the syscalls made while the SSL call is running.
@@ -30,6 +32,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define CW_EINPROGRESS 115
 #define CW_SIGSTOP 19
 #define CW_SIGNAL_GROUP_EXIT 0x00000004
+#define CW_TCP_ESTABLISHED 1
+#define CW_TCP_SYN_SENT 2
 
 /* ---------------------------------------------------------------- maps */
 
@@ -555,6 +559,84 @@ static __always_inline int finish_call(long ret)
 	return 0;
 }
 
+static __always_inline int save_msg_call(int fd, __u64 msg_ptr, __u8 direction)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!is_watched(id >> 32))
+		return 0;
+	struct user_msghdr msg = {};
+	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)msg_ptr)) {
+		count_loss(CW_LOSS_READ_FAULT, 1);
+		return 0;
+	}
+	return save_call(fd, (__u64)msg.msg_iov, msg.msg_iovlen, 1, direction);
+}
+
+/* connect/accept: remember the fd (connect) at enter, open the connection at exit */
+static __always_inline int save_fd(int fd)
+{
+	return save_call(fd, 0, 0, 0, 0);
+}
+
+/*
+ * connect() returned: 0, or -EINPROGRESS from the syscall. libc's wrapper returns -1 and
+ * leaves the reason in errno, which a uretprobe cannot see: then the socket's state tells a
+ * connect in progress (SYN sent, or already established) from a refused one.
+ */
+static __always_inline int finish_connect(long ret, bool libc)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct cw_call_args *p = bpf_map_lookup_elem(&active_calls, &id);
+	if (!p)
+		return 0;
+	int fd = p->fd;
+	bpf_map_delete_elem(&active_calls, &id);
+	bool ok = ret == 0 || ret == -CW_EINPROGRESS;
+	if (!ok && libc && ret == -1) {
+		struct sock *sk = tcp_sock_of_fd(fd);
+		if (sk) {
+			__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+			ok = state == CW_TCP_SYN_SENT || state == CW_TCP_ESTABLISHED;
+		}
+	}
+	if (ok)
+		open_conn(id >> 32, fd, CW_ROLE_CLIENT);
+	return 0;
+}
+
+static __always_inline int finish_accept(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct cw_call_args *p = bpf_map_lookup_elem(&active_calls, &id);
+	if (!p)
+		return 0;
+	bpf_map_delete_elem(&active_calls, &id);
+	if (ret >= 0)
+		open_conn(id >> 32, (int)ret, CW_ROLE_SERVER);
+	return 0;
+}
+
+/* close(fd) is entered: report the connection closed with its totals and forget it */
+static __always_inline int close_fd(int fd)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	if (!is_watched(tgid))
+		return 0;
+	struct cw_conn_key key = {.tgid = tgid, .fd = fd};
+	struct cw_conn_state *st = bpf_map_lookup_elem(&conns, &key);
+	if (!st)
+		return 0;
+	struct cw_conn_state copy = *st;
+	bpf_map_delete_elem(&conns, &key);
+	emit_conn_event(CW_EV_CONN_CLOSE, tcp_sock_of_fd(key.fd), key.fd, &copy);
+	return 0;
+}
+
+/*
+ * Hook kind 1 (probe.syscall_hooks = "tracepoints"): the syscall tracepoints. They are global:
+ * once one is attached every task on the host takes the traced syscall path, watched or not.
+ */
 #define SYS_ENTER(name) SEC("tracepoint/syscalls/sys_enter_" #name) int tp_enter_##name(struct trace_event_raw_sys_enter *ctx)
 #define SYS_EXIT(name) SEC("tracepoint/syscalls/sys_exit_" #name) int tp_exit_##name(struct trace_event_raw_sys_exit *ctx)
 
@@ -570,77 +652,99 @@ SYS_ENTER(writev) { return save_call(ctx->args[0], ctx->args[1], ctx->args[2], 1
 SYS_EXIT(writev) { return finish_call(ctx->ret); }
 SYS_ENTER(readv) { return save_call(ctx->args[0], ctx->args[1], ctx->args[2], 1, CW_DIR_INGRESS); }
 SYS_EXIT(readv) { return finish_call(ctx->ret); }
-
-static __always_inline int save_msg_call(int fd, __u64 msg_ptr, __u8 direction)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	if (!is_watched(id >> 32))
-		return 0;
-	struct user_msghdr msg = {};
-	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)msg_ptr)) {
-		count_loss(CW_LOSS_READ_FAULT, 1);
-		return 0;
-	}
-	return save_call(fd, (__u64)msg.msg_iov, msg.msg_iovlen, 1, direction);
-}
-
 SYS_ENTER(sendmsg) { return save_msg_call(ctx->args[0], ctx->args[1], CW_DIR_EGRESS); }
 SYS_EXIT(sendmsg) { return finish_call(ctx->ret); }
 SYS_ENTER(recvmsg) { return save_msg_call(ctx->args[0], ctx->args[1], CW_DIR_INGRESS); }
 SYS_EXIT(recvmsg) { return finish_call(ctx->ret); }
-
-/* connect/accept: remember the fd (connect) at enter, open the connection at exit */
-static __always_inline int save_fd(int fd)
-{
-	return save_call(fd, 0, 0, 0, 0);
-}
-
 SYS_ENTER(connect) { return save_fd(ctx->args[0]); }
-SYS_EXIT(connect)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct cw_call_args *p = bpf_map_lookup_elem(&active_calls, &id);
-	if (!p)
-		return 0;
-	int fd = p->fd;
-	bpf_map_delete_elem(&active_calls, &id);
-	long ret = ctx->ret;
-	if (ret == 0 || ret == -CW_EINPROGRESS)
-		open_conn(id >> 32, fd, CW_ROLE_CLIENT);
-	return 0;
-}
-
-static __always_inline int accept_exit(long ret)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct cw_call_args *p = bpf_map_lookup_elem(&active_calls, &id);
-	if (!p)
-		return 0;
-	bpf_map_delete_elem(&active_calls, &id);
-	if (ret >= 0)
-		open_conn(id >> 32, (int)ret, CW_ROLE_SERVER);
-	return 0;
-}
-
+SYS_EXIT(connect) { return finish_connect(ctx->ret, false); }
 SYS_ENTER(accept) { return save_fd(-1); }
-SYS_EXIT(accept) { return accept_exit(ctx->ret); }
+SYS_EXIT(accept) { return finish_accept(ctx->ret); }
 SYS_ENTER(accept4) { return save_fd(-1); }
-SYS_EXIT(accept4) { return accept_exit(ctx->ret); }
+SYS_EXIT(accept4) { return finish_accept(ctx->ret); }
+SYS_ENTER(close) { return close_fd(ctx->args[0]); }
 
-SYS_ENTER(close)
+/*
+ * Hook kind 2 (probe.syscall_hooks = "libc"): uprobes and uretprobes on libc's wrappers,
+ * attached per watched process by userspace (UProbeScope::OneProcess), so nobody else pays.
+ * Arguments per the x86-64 C ABI, the return value in rax (-1 and errno on failure). One
+ * program serves every wrapper with the same argument layout (userspace: uprobes.rs, LIBC).
+ * Raw syscalls (static binaries, Go, io_uring) bypass these: use the tracepoints for those.
+ */
+/* write, send, sendto: (fd, buf, len, ...) */
+SEC("uprobe/write")
+int BPF_KPROBE(libc_enter_send_buf, int fd, void *buf)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
-	if (!is_watched(tgid))
-		return 0;
-	struct cw_conn_key key = {.tgid = tgid, .fd = (int)ctx->args[0]};
-	struct cw_conn_state *st = bpf_map_lookup_elem(&conns, &key);
-	if (!st)
-		return 0;
-	struct cw_conn_state copy = *st;
-	bpf_map_delete_elem(&conns, &key);
-	emit_conn_event(CW_EV_CONN_CLOSE, tcp_sock_of_fd(key.fd), key.fd, &copy);
-	return 0;
+	return save_call(fd, (__u64)buf, 0, 0, CW_DIR_EGRESS);
+}
+
+/* read, recv, recvfrom: (fd, buf, len, ...) */
+SEC("uprobe/read")
+int BPF_KPROBE(libc_enter_recv_buf, int fd, void *buf)
+{
+	return save_call(fd, (__u64)buf, 0, 0, CW_DIR_INGRESS);
+}
+
+SEC("uprobe/writev")
+int BPF_KPROBE(libc_enter_writev, int fd, void *iov, int iovcnt)
+{
+	return save_call(fd, (__u64)iov, (__u32)iovcnt, 1, CW_DIR_EGRESS);
+}
+
+SEC("uprobe/readv")
+int BPF_KPROBE(libc_enter_readv, int fd, void *iov, int iovcnt)
+{
+	return save_call(fd, (__u64)iov, (__u32)iovcnt, 1, CW_DIR_INGRESS);
+}
+
+SEC("uprobe/sendmsg")
+int BPF_KPROBE(libc_enter_sendmsg, int fd, void *msg)
+{
+	return save_msg_call(fd, (__u64)msg, CW_DIR_EGRESS);
+}
+
+SEC("uprobe/recvmsg")
+int BPF_KPROBE(libc_enter_recvmsg, int fd, void *msg)
+{
+	return save_msg_call(fd, (__u64)msg, CW_DIR_INGRESS);
+}
+
+/* every data wrapper above returns ssize_t */
+SEC("uretprobe/read")
+int BPF_KRETPROBE(libc_exit_data, long ret)
+{
+	return finish_call(ret);
+}
+
+SEC("uprobe/connect")
+int BPF_KPROBE(libc_enter_connect, int fd)
+{
+	return save_fd(fd);
+}
+
+SEC("uretprobe/connect")
+int BPF_KRETPROBE(libc_exit_connect, int ret)
+{
+	return finish_connect(ret, true);
+}
+
+/* accept, accept4 */
+SEC("uprobe/accept")
+int BPF_KPROBE(libc_enter_accept)
+{
+	return save_fd(-1);
+}
+
+SEC("uretprobe/accept")
+int BPF_KRETPROBE(libc_exit_accept, int ret)
+{
+	return finish_accept(ret);
+}
+
+SEC("uprobe/close")
+int BPF_KPROBE(libc_enter_close, int fd)
+{
+	return close_fd(fd);
 }
 
 /* ------------------------------------------------------ process programs */

@@ -1,5 +1,5 @@
 //! /proc readers: processes and TCP connections that existed before the probe
-//! started, libssl discovery from /proc/PID/maps (through /proc/PID/root), and
+//! started, shared library (libssl, libc) discovery from /proc/PID/maps and /proc/PID/root, and
 //! container id / Kubernetes pod uid from /proc/PID/cgroup.
 
 use std::collections::{HashMap, HashSet};
@@ -150,16 +150,26 @@ pub fn cgroup_id_of_path(path: &Path) -> std::io::Result<u64> {
     Ok(std::fs::metadata(path)?.ino())
 }
 
-/// Candidate libssl.so.3 files a process uses or will load, as host paths, one per (dev, inode).
-///
-/// Mapped copies come from /proc/PID/maps; before the library is loaded (at exec) the usual
-/// library directories of the process's root are tried, so per-process uprobes are in place
-/// when ld.so or dlopen maps it.
+/// Candidate libssl.so.3 files a process uses or will load (see `library_candidates`).
 pub fn libssl_candidates(tgid: u32) -> Vec<PathBuf> {
+    library_candidates(tgid, "libssl.so", &["libssl.so.3"])
+}
+
+/// Candidate libc.so.6 files a process uses or will load (see `library_candidates`).
+pub fn libc_candidates(tgid: u32) -> Vec<PathBuf> {
+    library_candidates(tgid, "libc.so", &["libc.so.6"])
+}
+
+/// Candidate files of a shared library a process uses or will load, as host paths, one per
+/// (dev, inode): mapped files whose name contains `maps_needle` (/proc/PID/maps), then
+/// `file_names` in the usual library directories of the process's root. Before the library is
+/// mapped (at exec ld.so has not loaded libc yet; libssl may be dlopen'ed much later) the
+/// directories are what finds it, so per-process uprobes are in place when it gets mapped.
+pub fn library_candidates(tgid: u32, maps_needle: &str, file_names: &[&str]) -> Vec<PathBuf> {
     let root = PathBuf::from(format!("/proc/{tgid}/root"));
     let mut paths: Vec<PathBuf> = Vec::new();
     if let Ok(maps) = std::fs::read_to_string(format!("/proc/{tgid}/maps")) {
-        for p in libraries_in_maps(&maps, "libssl.so") {
+        for p in libraries_in_maps(&maps, maps_needle) {
             paths.push(root.join(p.trim_start_matches('/')));
         }
     }
@@ -173,7 +183,9 @@ pub fn libssl_candidates(tgid: u32) -> Vec<PathBuf> {
         "usr/local/lib",
         "usr/local/lib64",
     ] {
-        paths.push(root.join(dir).join("libssl.so.3"));
+        for name in file_names {
+            paths.push(root.join(dir).join(name));
+        }
     }
     let mut seen = HashSet::new();
     paths
@@ -304,6 +316,8 @@ mod tests {
     fn maps_lines() {
         let maps = "7f00-7f01 r--p 00000000 08:01 123 /usr/lib/x86_64-linux-gnu/libssl.so.3\n7f01-7f02 r-xp 00001000 08:01 123 /usr/lib/x86_64-linux-gnu/libssl.so.3\n7f02-7f03 rw-p 0 0 0 [heap]\n";
         assert_eq!(libraries_in_maps(maps, "libssl.so"), vec!["/usr/lib/x86_64-linux-gnu/libssl.so.3"]);
+        let maps = "7f00-7f01 r-xp 0 08:01 5 /usr/lib/x86_64-linux-gnu/libcrypto.so.3\n7f01-7f02 r-xp 0 08:01 6 /usr/lib/x86_64-linux-gnu/libc.so.6\n";
+        assert_eq!(libraries_in_maps(maps, "libc.so"), vec!["/usr/lib/x86_64-linux-gnu/libc.so.6"]);
     }
 
     #[test]
@@ -325,5 +339,7 @@ mod tests {
         let s = snapshot(me).unwrap();
         assert_eq!(s.tgid, me);
         assert!(process_tree(me).contains(&me));
+        // this test binary links glibc dynamically: its libc is found
+        assert!(!libc_candidates(me).is_empty(), "no libc found for the test binary");
     }
 }

@@ -1,9 +1,12 @@
 //! Integration test (root, real eBPF): a python3 child POSTs plaintext HTTP/1.1 to a local
 //! http.server; the captured bytes equal what was sent and received, with the right tuple,
-//! role, direction and process.
+//! role, direction and process; in both socket-call hook modes (libc uprobes, the default
+//! here, and the syscall tracepoints).
 
 mod ebpf_support;
 
+use chainwatch_probe::capture::run_capture_with;
+use chainwatch_probe::ebpf::{ProbeConfig, SyscallHooks};
 use chainwatch_probe::events::{Direction, ProbeEvent, Role};
 use ebpf_support::*;
 
@@ -27,13 +30,57 @@ open(sys.argv[2], "wb").write(req + b"\n---\n" + got)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plaintext_http_post_is_captured_exactly() {
+    plaintext_post_captured_with(config(), "plain").await;
+}
+
+/// The same POST with `probe.syscall_hooks = "tracepoints"`: the global syscall tracepoints
+/// see the same bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_http_post_is_captured_exactly_with_tracepoints() {
+    plaintext_post_captured_with(ProbeConfig { syscall_hooks: SyscallHooks::Tracepoints, ..config() }, "plain-tp").await;
+}
+
+/// Each mode loads its own socket-call programs and not the other's: in libc mode no syscall
+/// tracepoint is attached (what keeps unwatched processes off the traced syscall path), and the
+/// libc uprobes are attached to the watched command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_hook_mode_loads_only_its_programs() {
+    require_root();
+    for (hooks, expected) in [(SyscallHooks::Auto, SyscallHooks::Libc), (SyscallHooks::Libc, SyscallHooks::Libc), (SyscallHooks::Tracepoints, SyscallHooks::Tracepoints)] {
+        let cmd: Vec<String> = ["/bin/sleep", "2"].iter().map(|s| s.to_string()).collect();
+        let mut cap = run_capture_with(&cmd, ProbeConfig { syscall_hooks: hooks, ..config() }).expect("starting the probe");
+        let probe = cap.probe();
+        assert_eq!(probe.syscall_hooks().expect("hooks"), expected, "{hooks:?}");
+        let loaded: Vec<String> = probe.program_stats().expect("program stats").into_iter().map(|p| p.name).collect();
+        let tracepoints = loaded.iter().filter(|n| n.starts_with("tp_")).count();
+        let libc = loaded.iter().filter(|n| n.starts_with("libc_")).count();
+        if expected == SyscallHooks::Libc {
+            assert_eq!(tracepoints, 0, "{hooks:?}: syscall tracepoint programs loaded: {loaded:?}");
+            assert_eq!(libc, 12, "{hooks:?}: libc programs: {loaded:?}");
+            // the exec hold keeps sleep stopped until its uprobes are attached
+            let root = cap.root_pid();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while !cap.probe().libc_attached_pids().expect("pids").contains(&root) {
+                assert!(std::time::Instant::now() < deadline, "no libc uprobes on the watched command");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        } else {
+            assert_eq!(libc, 0, "{hooks:?}: libc programs loaded: {loaded:?}");
+            assert_eq!(tracepoints, 23, "{hooks:?}: syscall tracepoint programs: {loaded:?}");
+            assert!(cap.probe().libc_attached_pids().expect("pids").is_empty());
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), cap.collect()).await.expect("sleep ends");
+    }
+}
+
+async fn plaintext_post_captured_with(config: ProbeConfig, tag: &str) {
     require_root();
     let server = start_server(PYTHON, &["-c", HTTP_SERVER]);
-    let dir = temp_dir("plain");
+    let dir = temp_dir(tag);
     let out = dir.join("client.out");
     let port = server.port.to_string();
     let (events, root, status, loss) =
-        capture(&[PYTHON, "-c", CLIENT, &port, out.to_str().unwrap()], config()).await;
+        capture(&[PYTHON, "-c", CLIENT, &port, out.to_str().unwrap()], config).await;
     assert_eq!(status.map(|s| s >> 8), Some(0), "client failed: {status:?}");
     let written = std::fs::read(&out).expect("client output");
     let sep = b"\n---\n";

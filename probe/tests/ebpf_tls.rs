@@ -106,8 +106,9 @@ async fn curl_tls_plaintext_is_captured_under_the_socket_connection() {
     assert_eq!(loss.unpaired_ssl_calls, 0, "{loss:?}");
 }
 
-/// An unwatched process doing TLS pays nothing for TLS capture: the probe's SSL programs never
-/// run for it (per-process uprobes), while the probe is watching another process.
+/// An unwatched process doing TLS pays nothing for TLS or socket capture: the probe's SSL and
+/// libc programs never run for it (per-process uprobes) and no syscall tracepoint is attached
+/// (libc mode, the default), while the probe is watching another process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unwatched_tls_process_never_runs_the_ssl_programs() {
     require_root();
@@ -117,8 +118,16 @@ async fn unwatched_tls_process_never_runs_the_ssl_programs() {
     let server = start_server(PYTHON, &["-c", HTTP_SERVER, &cert, &key]);
     let mut probe = chainwatch_probe::ebpf::Probe::start(config()).expect("probe");
     let _rx = probe.events();
-    // watch something else: a sleeping python that has libssl on disk but makes no calls
-    let mut other = std::process::Command::new(PYTHON).args(["-c", "import ssl, time; time.sleep(30)"]).spawn().unwrap();
+    // watch something else: a python that has libssl mapped and, once it said so, sleeps
+    // without making a call (watched only then, so its start-up reads do not count)
+    let mut other = std::process::Command::new(PYTHON)
+        .args(["-c", "import ssl, sys, time; print('ready', flush=True); time.sleep(30)"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(other.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
     probe.watch_pid(other.id()).expect("watch");
     let url = format!("https://127.0.0.1:{}/unwatched", server.port);
     let status = std::process::Command::new("curl")
@@ -128,12 +137,15 @@ async fn unwatched_tls_process_never_runs_the_ssl_programs() {
     assert!(status.success());
     let stats = probe.program_stats().expect("stats");
     assert_eq!(probe.tls_attached_pids().unwrap(), vec![other.id()], "only the watched process has SSL uprobes");
+    assert_eq!(probe.libc_attached_pids().unwrap(), vec![other.id()], "only the watched process has libc uprobes");
     let _ = other.kill();
     let _ = other.wait();
-    let ssl_runs: u64 = stats.iter().filter(|s| s.name.starts_with("ssl_")).map(|s| s.run_count).sum();
-    let syscall_runs: u64 = stats.iter().filter(|s| s.name.starts_with("tp_")).map(|s| s.run_count).sum();
-    assert!(syscall_runs > 0, "statistics are not counting: {stats:?}");
-    assert_eq!(ssl_runs, 0, "SSL programs ran for an unwatched process: {stats:?}");
+    let runs = |prefix: &str| -> u64 { stats.iter().filter(|s| s.name.starts_with(prefix)).map(|s| s.run_count).sum() };
+    // curl's fork and exec ran the process programs: the statistics count
+    assert!(runs("raw_") > 0, "statistics are not counting: {stats:?}");
+    assert_eq!(runs("ssl_"), 0, "SSL programs ran for an unwatched process: {stats:?}");
+    assert_eq!(runs("libc_"), 0, "libc programs ran for an unwatched process: {stats:?}");
+    assert!(!stats.iter().any(|s| s.name.starts_with("tp_")), "syscall tracepoints loaded in libc mode: {stats:?}");
 }
 
 /// The watched process is the server: accept() gives a Server connection, and the TLS

@@ -1,12 +1,13 @@
-//! Loading the eBPF object (built by build.rs) with aya, attaching the
-//! tracepoints, and typed handles on the maps userspace reads and writes.
+//! Loading the eBPF object (built by build.rs) with aya, attaching the process
+//! tracepoints and (in tracepoints mode) the syscall tracepoints, the per-process
+//! uprobe sets (libssl, libc), and typed handles on the maps userspace reads and writes.
 
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{RawTracePoint, TracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
 
-use super::uprobes::SslAttachments;
-use super::ProbeError;
+use super::uprobes::{Janitor, LibraryHooks, LIBC, LIBSSL};
+use super::{ProbeError, SyscallHooks};
 
 /// The compiled programs: compiled from probe/bpf by build.rs, or the committed object.
 fn object() -> &'static [u8] {
@@ -112,7 +113,16 @@ pub struct Kernel {
     pub conns: HashMap<MapData, ConnKey, ConnState>,
     pub loss: PerCpuArray<MapData, u64>,
     pub config: Array<MapData, KernelConfig>,
-    pub ssl: SslAttachments,
+    /// OpenSSL uprobes of watched processes (when TLS capture is on).
+    pub ssl: LibraryHooks,
+    /// libc socket-call uprobes of watched processes (`SyscallHooks::Libc`).
+    pub libc: LibraryHooks,
+    /// Detaches the links of both sets, giving way to attaches.
+    pub janitor: Janitor,
+    /// How the socket calls are hooked (resolved: never `Auto`).
+    pub syscall_hooks: SyscallHooks,
+    /// Attach the SSL uprobes to watched processes.
+    pub tls: bool,
     /// Watched processes userspace has reported (exec, fork or /proc), to report their exit.
     pub tracked: std::collections::HashSet<u32>,
 }
@@ -142,8 +152,15 @@ fn mount_if_missing(path: &str, fstype: &str) {
 }
 
 impl Kernel {
-    /// Load every program, attach the tracepoints, load (not attach) the SSL uprobes.
-    pub fn load(mut config: KernelConfig, ring_bytes: u32) -> Result<(Kernel, RingBuf<MapData>), ProbeError> {
+    /// Load every program, attach the process tracepoints and, with `SyscallHooks::Tracepoints`,
+    /// the syscall tracepoints; load (not attach) the uprobes: the SSL ones when `tls`, the libc
+    /// ones with `SyscallHooks::Libc`. `syscall_hooks` must be resolved (not `Auto`).
+    pub fn load(
+        mut config: KernelConfig,
+        ring_bytes: u32,
+        syscall_hooks: SyscallHooks,
+        tls: bool,
+    ) -> Result<(Kernel, RingBuf<MapData>), ProbeError> {
         // aya finds tracefs under /sys/kernel/tracing or /sys/kernel/debug/tracing
         if !std::path::Path::new("/sys/kernel/tracing/events").exists()
             && !std::path::Path::new("/sys/kernel/debug/tracing/events").exists()
@@ -164,17 +181,27 @@ impl Kernel {
             p.load().map_err(|e| ProbeError::Program(prog.to_string(), e))?;
             p.attach(tp).map_err(|e| ProbeError::Attach(tp.to_string(), e))?;
         }
-        for (prog, tp) in SYSCALL_PROGRAMS {
-            let p: &mut TracePoint = program(&mut ebpf, prog)?;
-            p.load().map_err(|e| ProbeError::Program(prog.to_string(), e))?;
-            p.attach("syscalls", tp).map_err(|e| ProbeError::Attach(tp.to_string(), e))?;
+        if syscall_hooks == SyscallHooks::Tracepoints {
+            for (prog, tp) in SYSCALL_PROGRAMS {
+                let p: &mut TracePoint = program(&mut ebpf, prog)?;
+                p.load().map_err(|e| ProbeError::Program(prog.to_string(), e))?;
+                p.attach("syscalls", tp).map_err(|e| ProbeError::Attach(tp.to_string(), e))?;
+            }
         }
-        for prog in super::uprobes::SSL_PROGRAMS {
+        let mut uprobe_programs = Vec::new();
+        if tls {
+            uprobe_programs.extend(LIBSSL.programs());
+        }
+        if syscall_hooks == SyscallHooks::Libc {
+            uprobe_programs.extend(LIBC.programs());
+        }
+        for prog in uprobe_programs {
             let p: &mut UProbe = program(&mut ebpf, prog)?;
             p.load().map_err(|e| ProbeError::Program(prog.to_string(), e))?;
         }
 
         let ring: RingBuf<MapData> = map(&mut ebpf, "events")?;
+        let janitor = Janitor::shared();
         let kernel = Kernel {
             watched: map(&mut ebpf, "watched")?,
             watched_cgroups: map(&mut ebpf, "watched_cgroups")?,
@@ -184,11 +211,52 @@ impl Kernel {
             conns: map(&mut ebpf, "conns")?,
             loss: map(&mut ebpf, "loss")?,
             config: cfg,
-            ssl: SslAttachments::default(),
+            ssl: LibraryHooks::new(&LIBSSL, janitor.clone()),
+            libc: LibraryHooks::new(&LIBC, janitor.clone()),
+            janitor,
+            syscall_hooks,
+            tls,
             tracked: std::collections::HashSet::new(),
             ebpf,
         };
         Ok((kernel, ring))
+    }
+
+    /// Attach the per-process uprobes this probe uses (libc in libc mode, then libssl with TLS)
+    /// to every copy of those libraries `tgid` has mapped or will map. Libraries already probed
+    /// for it are skipped, so this is also the periodic rescan.
+    pub fn attach_process(&mut self, tgid: u32) -> Result<(), ProbeError> {
+        let _no_detach_meanwhile = self.janitor.attaching();
+        if self.syscall_hooks == SyscallHooks::Libc {
+            self.libc.attach(&mut self.ebpf, tgid)?;
+        }
+        if self.tls {
+            self.ssl.attach(&mut self.ebpf, tgid)?;
+        }
+        Ok(())
+    }
+
+    /// The same for every process on the host (the `all` selector).
+    pub fn attach_system_wide(&mut self) -> Result<(), ProbeError> {
+        let _no_detach_meanwhile = self.janitor.attaching();
+        if self.syscall_hooks == SyscallHooks::Libc {
+            self.libc.attach_system_wide(&mut self.ebpf)?;
+        }
+        if self.tls {
+            self.ssl.attach_system_wide(&mut self.ebpf)?;
+        }
+        Ok(())
+    }
+
+    /// Detach every per-process uprobe of `tgid` (it exited or is no longer watched).
+    pub fn detach_process(&mut self, tgid: u32) {
+        self.libc.detach(tgid);
+        self.ssl.detach(tgid);
+    }
+
+    /// Does this probe attach uprobes to the processes it watches?
+    pub fn uses_uprobes(&self) -> bool {
+        self.tls || self.syscall_hooks == SyscallHooks::Libc
     }
 
     /// Is this tgid in the kernel's watched set?

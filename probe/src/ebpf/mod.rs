@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
 pub use kernel::OBJECT_ORIGIN;
+pub use uprobes::{symbol_offsets, HookedLibrary, LIBC, LIBSSL};
 use kernel::{ConnKey, ConnState, Kernel, KernelConfig};
 
 use crate::events::{
@@ -49,6 +50,54 @@ pub enum ProbeError {
     Stats(String),
 }
 
+/// How the socket calls (connect, accept, read, write, send, recv, ..., close) are hooked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyscallHooks {
+    /// `Tracepoints` when every process is watched (`Selector::All`), `Libc` otherwise.
+    #[default]
+    Auto,
+    /// Uprobes + uretprobes on libc's wrappers, attached to each watched process only: an
+    /// unwatched process pays nothing. Misses calls that bypass libc: raw syscalls of static
+    /// binaries and Go programs, io_uring, and a forked child's calls (without exec) until
+    /// userspace has attached to it.
+    Libc,
+    /// The syscall tracepoints: see every call of every watched process whatever it is built
+    /// with, but they are global: every task on the host takes the traced syscall path.
+    Tracepoints,
+}
+
+impl SyscallHooks {
+    /// `Auto` decided for a set of selectors; the others as they are.
+    pub fn resolve(self, selectors: &[Selector]) -> SyscallHooks {
+        match self {
+            SyscallHooks::Auto if selectors.contains(&Selector::All) => SyscallHooks::Tracepoints,
+            SyscallHooks::Auto => SyscallHooks::Libc,
+            other => other,
+        }
+    }
+
+    /// The configuration word: "auto", "libc" or "tracepoints".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyscallHooks::Auto => "auto",
+            SyscallHooks::Libc => "libc",
+            SyscallHooks::Tracepoints => "tracepoints",
+        }
+    }
+}
+
+impl std::str::FromStr for SyscallHooks {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(SyscallHooks::Auto),
+            "libc" => Ok(SyscallHooks::Libc),
+            "tracepoints" => Ok(SyscallHooks::Tracepoints),
+            other => Err(format!("unknown syscall hook mode {other:?} (auto, libc or tracepoints)")),
+        }
+    }
+}
+
 /// How the probe runs.
 #[derive(Debug, Clone)]
 pub struct ProbeConfig {
@@ -58,7 +107,10 @@ pub struct ProbeConfig {
     pub per_call_cap: u32,
     /// Attach the OpenSSL uprobes to watched processes.
     pub tls: bool,
-    /// Stop watched processes at exec until their SSL uprobes are attached (no missed handshake).
+    /// How the socket calls are hooked (default `Auto`).
+    pub syscall_hooks: SyscallHooks,
+    /// Stop watched processes at exec until their uprobes (SSL, libc) are attached (no missed
+    /// handshake, no missed first request).
     pub hold_exec: bool,
     /// What to watch; more can be added with `watch_pid`.
     pub selectors: Vec<Selector>,
@@ -80,12 +132,26 @@ impl Default for ProbeConfig {
             node: hostname(),
             per_call_cap: DEFAULT_CALL_CAP,
             tls: true,
+            syscall_hooks: SyscallHooks::Auto,
             hold_exec: true,
             selectors: Vec::new(),
             ports: Vec::new(),
             ring_buffer_bytes: 16 * 1024 * 1024,
             channel_capacity: 4096,
             seed_from_proc: true,
+        }
+    }
+}
+
+/// Every uprobe link is a perf-event fd (about 27 libc and 16 libssl per watched process): lift
+/// the soft open-file limit to the hard one so a large watched tree does not run out of fds.
+fn raise_open_file_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
 }
@@ -164,17 +230,21 @@ impl Probe {
         if !config.ring_buffer_bytes.is_power_of_two() || config.ring_buffer_bytes < 4096 {
             return Err(ProbeError::BadRing(config.ring_buffer_bytes));
         }
+        let syscall_hooks = config.syscall_hooks.resolve(&config.selectors);
+        let uses_uprobes = config.tls || syscall_hooks == SyscallHooks::Libc;
         let kcfg = KernelConfig {
             self_tgid: std::process::id(),
             watch_all: config.selectors.contains(&Selector::All) as u32,
             per_call_cap: config.per_call_cap,
-            hold_exec: (config.tls && config.hold_exec) as u32,
+            hold_exec: (uses_uprobes && config.hold_exec) as u32,
             all_process_events: config.selectors.iter().any(Selector::needs_userspace_matching) as u32,
             exit_has_group_dead: 0, // detected by Kernel::load
             port_filter: !config.ports.is_empty() as u32,
             reserved: 0,
         };
-        let (kernel, ring) = Kernel::load(kcfg, config.ring_buffer_bytes)?;
+        raise_open_file_limit();
+        let (kernel, ring) = Kernel::load(kcfg, config.ring_buffer_bytes, syscall_hooks, config.tls)?;
+        tracing::info!(syscall_hooks = syscall_hooks.as_str(), tls = config.tls, "probe loaded");
         let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
         let shared = Arc::new(Shared {
             kernel: Mutex::new(kernel),
@@ -196,10 +266,8 @@ impl Probe {
             self.shared.lock()?.watched_ports.insert(port, 1, 0).map_err(|e| ProbeError::Map("watched_ports".into(), e))?;
         }
         let selectors = self.shared.config.selectors.clone();
-        if self.shared.config.tls && selectors.contains(&Selector::All) {
-            let mut k = self.shared.lock()?;
-            let k = &mut *k;
-            k.ssl.attach_system_wide(&mut k.ebpf)?;
+        if selectors.contains(&Selector::All) {
+            self.shared.lock()?.attach_system_wide()?;
         }
         for s in &selectors {
             match s {
@@ -275,10 +343,7 @@ impl Probe {
             let mut k = self.shared.lock()?;
             // uprobes first: once the tgid is watched, every SSL call is seen, so no ciphertext of
             // an already-open TLS connection slips out as data
-            if self.shared.config.tls {
-                let k = &mut *k;
-                k.ssl.attach(&mut k.ebpf, tgid)?;
-            }
+            k.attach_process(tgid)?;
             k.watched.insert(tgid, 1, 0).map_err(|e| ProbeError::Map("watched".into(), e))?;
             k.tracked.insert(tgid);
             if self.shared.config.seed_from_proc {
@@ -320,7 +385,7 @@ impl Probe {
     }
 
     /// Watch a process that has not exec'd yet (a child we forked): no /proc seeding; its exec
-    /// event attaches the SSL uprobes.
+    /// event attaches the uprobes.
     pub fn watch_new_pid(&self, tgid: u32) -> Result<(), ProbeError> {
         if tgid == std::process::id() {
             return Ok(());
@@ -339,12 +404,11 @@ impl Probe {
         Ok(())
     }
 
-    /// Stop watching a process (its SSL uprobes are detached).
+    /// Stop watching a process (its uprobes are detached).
     pub fn unwatch_pid(&self, tgid: u32) -> Result<(), ProbeError> {
         let mut k = self.shared.lock()?;
         let _ = k.watched.remove(&tgid);
-        let k = &mut *k;
-        k.ssl.detach(tgid);
+        k.detach_process(tgid);
         Ok(())
     }
 
@@ -359,12 +423,17 @@ impl Probe {
         k.config.set(0, cfg, 0).map_err(|e| ProbeError::Map("cw_config_map".into(), e))
     }
 
-    /// Run count and run time of each of this probe's programs (the kernel counts only while
-    /// statistics are enabled, see `enable_bpf_stats`).
+    /// Run count and run time of each of this probe's loaded programs (the kernel counts only
+    /// while statistics are enabled, see `enable_bpf_stats`). Programs of the hook mode not in
+    /// use (syscall tracepoints in libc mode, libc uprobes in tracepoints mode) are not loaded
+    /// and not listed.
     pub fn program_stats(&self) -> Result<Vec<ProgramStats>, ProbeError> {
         let k = self.shared.lock()?;
         let mut out = Vec::new();
         for (name, prog) in k.ebpf.programs() {
+            if prog.fd().is_err() {
+                continue; // not loaded
+            }
             let info = prog.info().map_err(|e| ProbeError::Program(name.to_string(), e))?;
             out.push(ProgramStats {
                 name: name.to_string(),
@@ -394,7 +463,7 @@ impl Probe {
             unpaired_ssl_bytes: t[6],
             read_faults: t[7],
             undecodable: self.shared.undecodable.load(Ordering::Relaxed),
-            uprobe_attach_failures: k.ssl.failures,
+            uprobe_attach_failures: k.ssl.failures + k.libc.failures,
             seed_events_dropped: self.shared.channel_full.load(Ordering::Relaxed),
             holds_timed_out: self.shared.holds_timed_out.load(Ordering::Relaxed),
         })
@@ -403,6 +472,16 @@ impl Probe {
     /// Processes that currently have SSL uprobes attached.
     pub fn tls_attached_pids(&self) -> Result<Vec<u32>, ProbeError> {
         Ok(self.shared.lock()?.ssl.attached_pids())
+    }
+
+    /// Processes that currently have libc socket-call uprobes attached (libc mode).
+    pub fn libc_attached_pids(&self) -> Result<Vec<u32>, ProbeError> {
+        Ok(self.shared.lock()?.libc.attached_pids())
+    }
+
+    /// How this probe hooks the socket calls (`Auto` resolved).
+    pub fn syscall_hooks(&self) -> Result<SyscallHooks, ProbeError> {
+        Ok(self.shared.lock()?.syscall_hooks)
     }
 
     /// The node name used in connection ids.

@@ -1,5 +1,5 @@
 //! The ring-buffer reader thread: polls the ring, decodes records, reacts to
-//! process events (SSL uprobes for new watched processes, releasing processes
+//! process events (uprobes for new watched processes, releasing processes
 //! held at exec, closing the connections of exited processes), turns jumps in
 //! stream positions into explicit ring-full GAPs, and forwards events into a
 //! bounded channel (when it is full the thread waits and the kernel counts).
@@ -90,7 +90,7 @@ impl Reader {
                 last_sweep = Instant::now();
                 self.release_stale_holds();
             }
-            if self.shared.config.tls && last_rescan.elapsed() > Duration::from_secs(1) {
+            if last_rescan.elapsed() > Duration::from_secs(1) {
                 last_rescan = Instant::now();
                 self.rescan_libraries();
             }
@@ -132,11 +132,8 @@ impl Reader {
                         }
                         if watched {
                             k.tracked.insert(p.tgid);
-                            if self.shared.config.tls {
-                                let k = &mut *k;
-                                if let Err(e) = k.ssl.attach(&mut k.ebpf, p.tgid) {
-                                    tracing::warn!(tgid = p.tgid, error = %e, "SSL uprobes not attached");
-                                }
+                            if let Err(e) = k.attach_process(p.tgid) {
+                                tracing::warn!(tgid = p.tgid, error = %e, "uprobes not attached");
                             }
                         }
                         if k.held.remove(&p.tgid).is_ok() {
@@ -150,7 +147,7 @@ impl Reader {
                             return vec![];
                         }
                         let k = &mut *k;
-                        k.ssl.detach(p.tgid);
+                        k.detach_process(p.tgid);
                         // exit closes fds without close(2): report those connections closed
                         let keys: Vec<ConnKey> =
                             k.conns.keys().filter_map(Result::ok).filter(|c| c.tgid == p.tgid).collect();
@@ -300,12 +297,16 @@ impl Reader {
         }
     }
 
+    /// Libraries loaded since the last look (a dlopen'ed libssl, a libc in a new mount
+    /// namespace) get their uprobes.
     fn rescan_libraries(&self) {
         let Ok(mut k) = self.shared.lock() else { return };
-        let k = &mut *k;
+        if !k.uses_uprobes() {
+            return;
+        }
         let pids: Vec<u32> = k.tracked.iter().copied().collect();
         for p in pids {
-            let _ = k.ssl.attach(&mut k.ebpf, p);
+            let _ = k.attach_process(p);
         }
     }
 }
