@@ -62,6 +62,16 @@ const SYSCALL_TRACEPOINTS: [&str; 23] = [
 /// The sched raw tracepoints chainwatch attaches.
 const SCHED_TRACEPOINTS: [&str; 3] = ["sched_process_fork", "sched_process_exec", "sched_process_exit"];
 
+/// The option-study configurations (run unless OVERHEAD_OPTIONS=0), in the order printed.
+const OPTION_CONFIGS: [Config; 6] = [
+    Config::WatchedTracepoints,
+    Config::UnwatchedTracepoints,
+    Config::EmptyTracepoints,
+    Config::EmptyOneTracepoint,
+    Config::EmptyRawSyscalls,
+    Config::EmptyFentry,
+];
+
 /// The syscalls of the fentry/fexit option (empty.bpf.c).
 const FENTRY_SYSCALLS: [&str; 12] =
     ["read", "write", "readv", "writev", "sendto", "recvfrom", "sendmsg", "recvmsg", "connect", "accept", "accept4", "close"];
@@ -170,14 +180,7 @@ fn run() -> Setup<()> {
     let configs: Vec<Config> = {
         let mut c = vec![Config::Unprobed, Config::Floor, Config::Watched, Config::Unwatched];
         if std::env::var("OVERHEAD_OPTIONS").map(|v| v != "0").unwrap_or(true) {
-            c.extend([
-                Config::WatchedTracepoints,
-                Config::UnwatchedTracepoints,
-                Config::EmptyTracepoints,
-                Config::EmptyOneTracepoint,
-                Config::EmptyRawSyscalls,
-                Config::EmptyFentry,
-            ]);
+            c.extend(OPTION_CONFIGS);
         }
         c
     };
@@ -613,14 +616,7 @@ fn report(configs: &[Config], samples: &[Vec<Sample>]) {
             unwatched_tp / tps
         );
     }
-    for c in [
-        Config::WatchedTracepoints,
-        Config::UnwatchedTracepoints,
-        Config::EmptyTracepoints,
-        Config::EmptyOneTracepoint,
-        Config::EmptyRawSyscalls,
-        Config::EmptyFentry,
-    ] {
+    for c in OPTION_CONFIGS {
         if configs.contains(&c) && unprobed > 0.0 {
             println!("{:<46} / unprobed = {:.3}", c.label(), rps(c) / unprobed);
         }
