@@ -8,8 +8,9 @@
 //! tool that has none yet, or stays unattributed (an action nobody asked for). An inbound user request between the request and the execution
 //! marks the call approved.
 
-use chainwatch_schemas::ToolExecution;
+use crate::chain_view::ToolExecutionView;
 
+use crate::hashing::{FastMap, fx_str};
 use crate::step::StepRecord;
 
 /// Which tool call an action executed: the requesting step and the call's index in its
@@ -20,20 +21,89 @@ pub struct ExecutedFor {
     pub call: usize,
 }
 
+/// What attribution works out from names alone, remembered across chain versions (every
+/// version of every chain asks again about the same few tool names and hosts). Bounded: it
+/// starts over past `MAX_MEMO` entries.
+#[derive(Debug, Default)]
+pub struct AttributionMemo {
+    classes: FastMap<Box<str>, u8>,
+    /// (hash of a tool name, hash of a host) -> the host names the tool.
+    by_host: FastMap<(u64, u64), bool>,
+}
+
+const MAX_MEMO: usize = 4_096;
+
+impl AttributionMemo {
+    fn class(&mut self, tool: &str) -> u8 {
+        if let Some(c) = self.classes.get(tool) {
+            return *c;
+        }
+        let c = tool_class(tool);
+        if self.classes.len() >= MAX_MEMO {
+            self.classes.clear();
+        }
+        self.classes.insert(tool.into(), c);
+        c
+    }
+
+    /// Whether `host` names `tool`; `key` is (`fx_str` of the tool name, of the host).
+    fn names_host(&mut self, key: (u64, u64), tool: &str, host: &str) -> bool {
+        if let Some(b) = self.by_host.get(&key) {
+            return *b;
+        }
+        let b = tool_names_host(tool, host);
+        if self.by_host.len() >= MAX_MEMO {
+            self.by_host.clear();
+        }
+        self.by_host.insert(key, b);
+        b
+    }
+}
+
+/// A requested tool call as attribution compares it with actions: its name, the name's hash
+/// and what the name suggests (`tool_class`), worked out once per chain version.
+struct CallKey<'a> {
+    name: &'a str,
+    name_hash: u64,
+    class: u8,
+}
+
+/// An action as attribution compares it with tool calls: its host and the host's hash, and
+/// the tool class its kind fits.
+struct ActionKey<'a> {
+    host: Option<(&'a str, u64)>,
+    wanted: u8,
+}
+
+impl<'a> ActionKey<'a> {
+    fn of(step: &'a StepRecord) -> Self {
+        let wanted = match step.step.kind.as_str() {
+            "sql" | "db_session" => TOOL_SQL,
+            "vector_query" | "embeddings" => TOOL_SEARCH,
+            "upload" => TOOL_UPLOAD,
+            _ => 0,
+        };
+        ActionKey { host: step.step.destination.as_deref().map(|h| (h, fx_str(h))), wanted }
+    }
+}
+
 /// The executions of every tool call in `steps` (ordered; index = position), and per step the
 /// call it executed (`None`: not a tool's action). Borrows the steps: the printed step gets its
-/// `tool_name` / `tool_call_id` from `by_step` when it is materialized.
-pub fn attribute(steps: &[Box<StepRecord>]) -> (Vec<ToolExecution>, Vec<Option<ExecutedFor>>) {
+/// `tool_name` / `tool_call_id` from `by_step` in the chain view.
+pub fn attribute<'a>(steps: &'a [Box<StepRecord>], memo: &mut AttributionMemo) -> (Vec<ToolExecutionView<'a>>, Vec<Option<ExecutedFor>>) {
     let mut out = Vec::new();
     let mut by_step: Vec<Option<ExecutedFor>> = vec![None; steps.len()];
     let mut windows: Vec<(Option<usize>, usize)> = Vec::new();
     let mut executed: Vec<Vec<i32>> = Vec::new();
+    let mut call_keys: Vec<CallKey<'a>> = Vec::new();
     for i in 0..steps.len() {
         if !steps[i].is_llm() || steps[i].tool_calls.is_empty() {
             continue;
         }
         let next_llm = (i + 1..steps.len()).find(|&k| steps[k].is_llm()).unwrap_or(steps.len());
         let calls = &steps[i].tool_calls;
+        call_keys.clear();
+        call_keys.extend(calls.iter().map(|c| CallKey { name: &c.name, name_hash: fx_str(&c.name), class: memo.class(&c.name) }));
         // Result step and action window per call.
         windows.clear();
         windows.extend(calls.iter().map(|c| {
@@ -53,9 +123,10 @@ pub fn attribute(steps: &[Box<StepRecord>]) -> (Vec<ToolExecution>, Vec<Option<E
                 first
             } else {
                 // The best fit (the first of equals); 0 = fits no tool.
-                let (mut best, mut best_fit) = (first, affinity(&calls[first].name, &steps[j]));
+                let action = ActionKey::of(&steps[j]);
+                let (mut best, mut best_fit) = (first, affinity(memo, &call_keys[first], &action));
                 for c in (first + 1..calls.len()).filter(|&c| j < windows[c].1) {
-                    let fit = affinity(&calls[c].name, &steps[j]);
+                    let fit = affinity(memo, &call_keys[c], &action);
                     if fit > best_fit {
                         (best, best_fit) = (c, fit);
                     }
@@ -77,9 +148,9 @@ pub fn attribute(steps: &[Box<StepRecord>]) -> (Vec<ToolExecution>, Vec<Option<E
             let (result, end) = windows[c];
             let first_action = executed[c].first().map_or(end, |&j| j as usize);
             let approved = (i + 1..first_action.min(steps.len())).any(|u| steps[u].user_request);
-            out.push(ToolExecution {
-                tool_call_id: call.id.clone(),
-                tool_name: call.name.clone(),
+            out.push(ToolExecutionView {
+                tool_call_id: &call.id,
+                tool_name: &call.name,
                 requested_at_step: i as i32,
                 executed_steps: std::mem::take(&mut executed[c]),
                 result_step: result.map(|r| r as i32),
@@ -90,28 +161,44 @@ pub fn attribute(steps: &[Box<StepRecord>]) -> (Vec<ToolExecution>, Vec<Option<E
     (out, by_step)
 }
 
-/// How well a tool name fits an action: 2 = its host, 1 = its kind, 0 = nothing. Compared
-/// ignoring ASCII case, without lower-casing copies (this runs for every candidate pair at
-/// every upsert).
-fn affinity(tool: &str, step: &StepRecord) -> u8 {
-    if let Some(host) = step.step.destination.as_deref() {
-        let by_host = tool.split(['_', '-', '.', ' ']).filter(|t| t.len() >= 3).any(|t| {
-            contains_ignore_case(host, t)
-                || (t.eq_ignore_ascii_case("jira") && contains_ignore_case(host, "atlassian"))
-                || (t.eq_ignore_ascii_case("github") && contains_ignore_case(host, "githubusercontent"))
-        });
-        if by_host {
-            return 2;
-        }
-    }
+/// What a tool's name suggests it does: bits `TOOL_SQL`, `TOOL_SEARCH`, `TOOL_UPLOAD`.
+const TOOL_SQL: u8 = 1;
+const TOOL_SEARCH: u8 = 2;
+const TOOL_UPLOAD: u8 = 4;
+
+fn tool_class(tool: &str) -> u8 {
     let has = |words: &[&str]| words.iter().any(|w| contains_ignore_case(tool, w));
-    let fits = match step.step.kind.as_str() {
-        "sql" | "db_session" => has(&["sql", "database", "db", "query", "customer", "postgres", "table", "record"]),
-        "vector_query" | "embeddings" => has(&["search", "vector", "retriev", "doc", "knowledge", "rag", "embed", "similar"]),
-        "upload" => has(&["upload", "share", "export", "send", "file", "paste"]),
-        _ => false,
-    };
-    u8::from(fits)
+    let mut class = 0;
+    if has(&["sql", "database", "db", "query", "customer", "postgres", "table", "record"]) {
+        class |= TOOL_SQL;
+    }
+    if has(&["search", "vector", "retriev", "doc", "knowledge", "rag", "embed", "similar"]) {
+        class |= TOOL_SEARCH;
+    }
+    if has(&["upload", "share", "export", "send", "file", "paste"]) {
+        class |= TOOL_UPLOAD;
+    }
+    class
+}
+
+/// Whether `host` names the tool `tool` (a word of the name, or Jira's and GitHub's hosts).
+fn tool_names_host(tool: &str, host: &str) -> bool {
+    tool.split(['_', '-', '.', ' ']).filter(|t| t.len() >= 3).any(|t| {
+        contains_ignore_case(host, t)
+            || (t.eq_ignore_ascii_case("jira") && contains_ignore_case(host, "atlassian"))
+            || (t.eq_ignore_ascii_case("github") && contains_ignore_case(host, "githubusercontent"))
+    })
+}
+
+/// How well an action fits a tool call: 2 = its destination names the tool, 1 = its kind is
+/// what the tool's name suggests, 0 = nothing.
+fn affinity(memo: &mut AttributionMemo, call: &CallKey<'_>, action: &ActionKey<'_>) -> u8 {
+    if let Some((host, host_hash)) = action.host
+        && memo.names_host((call.name_hash, host_hash), call.name, host)
+    {
+        return 2;
+    }
+    u8::from(call.class & action.wanted != 0)
 }
 
 /// Whether `haystack` contains `needle`, ignoring ASCII case (names and hosts are short: a

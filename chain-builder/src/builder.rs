@@ -10,6 +10,12 @@
 //!   result id), a fresh conversation starts a new chain;
 //! - anything else joins the agent's current chain unless the idle gap has passed.
 //!
+//! Across members of the chain-builder group (the client's node and the service's node owned by
+//! different members), a served request no local client claimed is offered to the other
+//! members as a fragment once its hold ends, and its chain is held one lateness more waiting for
+//! a claim (`remote_stitch`, `push_stitch`, `take_stitch_records`; off unless the worker turns
+//! it on, so one member alone, offline or embedded, works as before).
+//!
 //! Chains are bounded (max open chains: the least recently active is closed early; max steps:
 //! a full chain closes and a new one continues), and every cap hit is counted in `BuilderStats`.
 //! Upserts are collected per changed chain and handed out by `take_updates` (or `push_event`),
@@ -19,15 +25,21 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
 use chainwatch_config::ChainConfig;
-use chainwatch_schemas::{AgentRef, Chain, ChainStatus, ConnRole, ProcessEvent, SemanticEvent, SocketTuple};
+use chainwatch_schemas::{AgentRef, Chain, ChainStatus, ConnRole, ProcessEvent, SemanticEvent, SocketTuple, StitchKind, StitchRecord};
 
 use crate::agent::agent_ref;
+use crate::attribution::AttributionMemo;
 use crate::chain_state::{ChainHandle, ChainState, TAG_EVENT, TAG_PREFIX, TAG_TOOL, fnv64};
+use crate::chain_avro::{SplitEncoding, encode_chain_split};
+use crate::chain_view::EncodedChain;
 use crate::cost::{CostLedger, PriceTable};
 use crate::hashing::FastMap;
+use crate::pii_flow::FlowStats;
 use crate::process_tree::{NodeId, NodeNames, ProcKey, ProcessTree, ProcessTreeStats};
-use crate::step::{KIND_LLM, StepRecord, step_from_event};
-use crate::stitching::{ClientSide, HandlingWindow, ServerSide, TupleIndex, TupleKey};
+use crate::step::{KIND_LLM, StepRecord, take_step};
+use crate::hashing::FastSet;
+use crate::remote_stitch::{Exported, MAX_FRAGMENT_STEPS, MAX_WAITING_FRAGMENTS, RemoteFragment, from_wire, to_wire};
+use crate::stitching::{ClientSide, HandlingWindow, ServerSide, TupleIndex, TupleKey, is_loopback_tuple};
 use crate::watermark::Watermark;
 
 // The checkpoint (a child module: it reads the private state without widening it).
@@ -80,6 +92,9 @@ pub struct BuilderStats {
     /// Chains whose every step moved to another chain (a stitched request).
     pub chains_emptied: u64,
     pub fingerprints_dropped: u64,
+    /// Chains closed with their PII flows cut by the caps (`pii_flow::MAX_TRACKED_FINGERPRINTS`,
+    /// `pii_flow::MAX_FLOWS`).
+    pub pii_flows_cut: u64,
     pub tuple_index_evicted: u64,
     pub window_evicted: u64,
     pub published: u64,
@@ -95,6 +110,27 @@ pub struct BuilderStats {
     /// Chains opened for a process not yet known as an agent (held as a possible service's),
     /// published at once when its first LLM call came.
     pub agent_holds_released: u64,
+    /// Cross-member stitching: fragments this member published (served requests no local
+    /// client claimed), and steps cut from them by MAX_FRAGMENT_STEPS.
+    pub remote_fragments_published: u64,
+    pub remote_fragment_steps_cut: u64,
+    /// Fragments of other members received; of those, joined into a local client's chain (a
+    /// claim sent back; also counted in `stitched_requests`).
+    pub remote_fragments_received: u64,
+    pub remote_stitched_requests: u64,
+    /// Fragments that arrived behind the watermark, that waited for their client exchange
+    /// until they expired, or that the waiting cap pushed out.
+    pub remote_fragments_late: u64,
+    pub remote_fragments_expired: u64,
+    pub remote_fragments_evicted: u64,
+    /// Claims of this member's fragments (the service's chain dropped), and claims for a
+    /// fragment no longer waiting (its service chain was published meanwhile: counted).
+    pub remote_claims_received: u64,
+    pub remote_claims_unmatched: u64,
+    /// This member's fragments nobody claimed in time (their service chain was published).
+    pub remote_exports_unclaimed: u64,
+    /// Served requests not offered to other members because too many were pending.
+    pub remote_pending_evicted: u64,
 }
 
 /// Statements that only frame a transaction or a session; the work is in the statements
@@ -181,6 +217,23 @@ pub struct ChainBuilder {
     /// Nodes that sent process records: only there is an undescribed process worth waiting for
     /// (a pcap replay has none).
     nodes_with_processes: Vec<bool>,
+    /// Cross-member stitching (`remote_stitch`): this member's name, and whether other members
+    /// share the input (set by the worker; both configuration, not state).
+    member: String,
+    remote_stitching: bool,
+    /// Versions go out Avro-encoded straight from the state (`out_encoded`), not as `Chain`s.
+    encoded_output: bool,
+    out_encoded: Vec<EncodedChain>,
+    /// Tool-name facts for attribution, kept across versions (a cache: not checkpointed).
+    memo: AttributionMemo,
+    /// Served requests to offer as fragments once their hold ends: (hold end, tuple), in order.
+    served_pending: VecDeque<(i64, TupleKey)>,
+    /// This member's fragments waiting for a claim, and other members' fragments waiting for
+    /// their client exchange.
+    exported: TupleIndex<Exported>,
+    remote_fragments: TupleIndex<RemoteFragment>,
+    /// Fragments and claims to publish (`take_stitch_records`).
+    stitch_out: Vec<StitchRecord>,
 }
 
 impl ChainBuilder {
@@ -217,13 +270,95 @@ impl ChainBuilder {
             waiting_due_ns: i64::MAX,
             nodes_with_processes: Vec::new(),
             process_wait_ns: PROCESS_WAIT_NS.min(i64::try_from(cfg.allowed_lateness_secs).unwrap_or(0).saturating_mul(NS_PER_SEC)),
+            member: String::new(),
+            remote_stitching: false,
+            encoded_output: false,
+            out_encoded: Vec::new(),
+            memo: AttributionMemo::default(),
+            served_pending: VecDeque::new(),
+            exported: TupleIndex::new(max_open_chains.saturating_mul(4)),
+            remote_fragments: TupleIndex::new(max_open_chains.saturating_mul(4).min(MAX_WAITING_FRAGMENTS)),
+            stitch_out: Vec::new(),
         }
     }
 
     pub fn stats(&self) -> BuilderStats {
         BuilderStats {
             tuple_index_evicted: self.clients.evicted_cap + self.servers.evicted_cap,
+            remote_fragments_expired: self.remote_fragments.expired,
+            remote_fragments_evicted: self.remote_fragments.evicted_cap,
+            remote_exports_unclaimed: self.exported.expired + self.exported.evicted_cap,
             ..self.stats
+        }
+    }
+
+    /// Name this builder as member `member` of its group (the origin of its stitch records).
+    pub fn set_member(&mut self, member: &str) {
+        self.member = member.to_string();
+    }
+
+    /// Turn cross-member stitching on (other members share the input) or off (this member
+    /// owns all of it). Needs a member name.
+    pub fn set_remote_stitching(&mut self, on: bool) {
+        self.remote_stitching = on;
+    }
+
+    pub fn remote_stitching(&self) -> bool {
+        self.remote_stitching && !self.member.is_empty()
+    }
+
+    /// The fragments and claims to publish on the stitch topic since the last call.
+    pub fn take_stitch_records(&mut self) -> Vec<StitchRecord> {
+        std::mem::take(&mut self.stitch_out)
+    }
+
+    /// Fragments and claims waiting (this member's fragments unclaimed, others' unmatched).
+    pub fn stitch_waiting(&self) -> (usize, usize) {
+        (self.exported.len(), self.remote_fragments.len())
+    }
+
+    /// A record of another member from the stitch topic (this member's own are ignored, and
+    /// so is everything while cross-member stitching is off).
+    pub fn push_stitch(&mut self, rec: StitchRecord) {
+        if !self.remote_stitching() || rec.origin_member == self.member {
+            return;
+        }
+        let key = TupleKey::from_wire(rec.tuple_key);
+        match rec.kind {
+            StitchKind::Fragment => {
+                self.stats.remote_fragments_received += 1;
+                let mut steps = Vec::with_capacity(rec.steps.len().min(MAX_FRAGMENT_STEPS));
+                for w in rec.steps.into_iter().take(MAX_FRAGMENT_STEPS) {
+                    let node = self.nodes.intern(&w.step.node);
+                    let step = Box::new(from_wire(w, node));
+                    self.stats.fingerprints_dropped += step.fingerprints_dropped;
+                    steps.push(step);
+                }
+                let frag = RemoteFragment { origin_member: rec.origin_member, fragment_id: rec.fragment_id, steps };
+                if let Some(client) = self.clients.take(&key)
+                    && self.chain(client.chain).is_some()
+                {
+                    self.merge_fragment(key, client, frag);
+                    return;
+                }
+                let until = rec.end_ns.saturating_add(self.lateness_ns);
+                if until < self.watermark.current().saturating_sub(self.lateness_ns) {
+                    self.stats.remote_fragments_late += 1;
+                    return;
+                }
+                self.remote_fragments.insert(key, until, frag);
+            }
+            // Matched by tuple and fragment id rather than by member name alone: a member
+            // restarted under a new name still takes the claims of its restored fragments.
+            StitchKind::Claim => match self.exported.take(&key) {
+                Some(e) if e.served_hash == fnv64(TAG_EVENT, &rec.fragment_id) => {
+                    self.stats.remote_claims_received += 1;
+                    self.drop_claimed(&e);
+                }
+                Some(_) => self.stats.remote_claims_unmatched += 1,
+                None if rec.fragment_member == self.member => self.stats.remote_claims_unmatched += 1,
+                None => {}
+            },
         }
     }
 
@@ -280,8 +415,8 @@ impl ChainBuilder {
         if let Some(events) = self.waiting.remove(&key) {
             self.waiting_events -= events.len();
             self.recompute_waiting_due();
-            for e in events {
-                self.join_event(e);
+            for mut e in events {
+                self.join_event(&mut e);
             }
         }
     }
@@ -324,8 +459,8 @@ impl ChainBuilder {
             }
         }
         self.recompute_waiting_due();
-        for e in released.into_iter().flatten() {
-            self.join_event(e);
+        for mut e in released.into_iter().flatten() {
+            self.join_event(&mut e);
         }
     }
 
@@ -355,6 +490,53 @@ impl ChainBuilder {
         std::mem::take(&mut self.out)
     }
 
+    /// Publish chain versions Avro-encoded (`take_encoded`) instead of as `Chain` records
+    /// (`take_updates`, `advance_watermark`, `finish` then return none): what the worker puts
+    /// on the bus, without building an owned `Chain` per version.
+    pub fn set_encoded_output(&mut self, on: bool) {
+        self.encoded_output = on;
+    }
+
+    /// The encoded versions collected since the last call, in publishing order.
+    pub fn take_encoded(&mut self) -> Vec<EncodedChain> {
+        std::mem::take(&mut self.out_encoded)
+    }
+
+    /// Output the current version of chain `h` (its version already bumped).
+    fn emit(&mut self, h: ChainHandle) {
+        let Some(c) = self.slab.get_mut(h.slot as usize).filter(|s| s.generation == h.generation).and_then(|s| s.chain.as_mut())
+        else {
+            return;
+        };
+        if self.encoded_output
+            && let Some(last) = c.last_encoding.take()
+        {
+            // Unchanged since its last version (a change drops the encoding): the same bytes
+            // with this version and status (a closing takes them: nothing is kept after it).
+            let bytes = if c.status == ChainStatus::Open {
+                let bytes = last.with_version(c.version, c.status);
+                c.last_encoding = Some(last);
+                bytes
+            } else {
+                last.into_version(c.version, c.status)
+            };
+            self.out_encoded.push(EncodedChain { chain_id: c.chain_id.clone(), version: c.version, bytes });
+            return;
+        }
+        let view = c.view(&mut self.memo);
+        if !self.encoded_output {
+            self.out.push(view.to_chain());
+            return;
+        }
+        let encoding = encode_chain_split(&view);
+        let (chain_id, version, open) = (view.chain_id.to_string(), view.version, view.status == ChainStatus::Open);
+        if open {
+            // the kept copy is exactly its length (the published buffer has the estimate's)
+            c.last_encoding = Some(SplitEncoding { bytes: encoding.bytes.clone(), ..encoding });
+        }
+        self.out_encoded.push(EncodedChain { chain_id, version, bytes: encoding.bytes });
+    }
+
     /// Publish every changed chain into `out`.
     fn take_dirty(&mut self) {
         let mut dirty = std::mem::take(&mut self.dirty);
@@ -374,7 +556,7 @@ impl ChainBuilder {
     /// records, an event of a process the tree has no record of yet waits for it
     /// (PROCESS_WAIT_NS of event time at most), and so do the later events of that process, to
     /// keep their order.
-    pub fn ingest_event(&mut self, ev: SemanticEvent) {
+    pub fn ingest_event(&mut self, mut ev: SemanticEvent) {
         if self.process_wait_ns > 0 {
             let node = self.nodes.intern(&ev.node);
             let proc = ProcKey { node, tgid: ev.tgid, start_ns: ev.process_start_ns };
@@ -396,14 +578,14 @@ impl ChainBuilder {
                 self.stats.wait_cap_hits += 1;
             }
         }
-        self.join_event(ev);
+        self.join_event(&mut ev);
         self.release_waiting(self.watermark.max_event_ns());
     }
 
     /// Join one event now.
-    fn join_event(&mut self, mut ev: SemanticEvent) {
+    fn join_event(&mut self, ev: &mut SemanticEvent) {
         self.stats.semantic_events += 1;
-        if is_bookkeeping(&ev) {
+        if is_bookkeeping(ev) {
             self.stats.bookkeeping_events += 1;
             return;
         }
@@ -437,7 +619,7 @@ impl ChainBuilder {
             };
             self.agents.insert(root, state);
         }
-        let mut step = Box::new(step_from_event(ev, proc, &self.prices));
+        let mut step = Box::new(take_step(ev, proc, &self.prices));
         self.stats.fingerprints_dropped += step.fingerprints_dropped;
         let (start, end) = (step.step.ts_start_ns, step.step.ts_end_ns);
         if let Some(a) = self.agents.get_mut(&root) {
@@ -617,6 +799,130 @@ impl ChainBuilder {
         }
         if let Some(k) = key {
             self.servers.insert(k, end, ServerSide { agent: root, chain: h, start_ns: start, end_ns: end, event_hash });
+            if self.remote_stitching() && tuple.is_some_and(|t| !is_loopback_tuple(t)) {
+                if self.served_pending.len() >= self.servers_cap() {
+                    self.served_pending.pop_front();
+                    self.stats.remote_pending_evicted += 1;
+                }
+                self.served_pending.push_back((held_until, k));
+            }
+        }
+    }
+
+    fn servers_cap(&self) -> usize {
+        self.max_open_chains.saturating_mul(4)
+    }
+
+    /// Offer the served requests whose hold ended by `w` and that no local client claimed to
+    /// the other members (a fragment), holding their chains one lateness more.
+    fn export_served(&mut self, w: i64) {
+        while let Some(&(due, key)) = self.served_pending.front() {
+            if due > w {
+                break;
+            }
+            self.served_pending.pop_front();
+            if !self.remote_stitching() {
+                continue;
+            }
+            if let Some(server) = self.servers.take(&key) {
+                self.export_fragment(key, server);
+            }
+        }
+    }
+
+    fn export_fragment(&mut self, key: TupleKey, server: ServerSide) {
+        let (start, end) = (server.start_ns, server.end_ns);
+        let hold = end.saturating_add(self.lateness_ns.saturating_mul(2));
+        let chains: Vec<ChainHandle> = self.agents.get(&server.agent).map(|a| a.chains.clone()).unwrap_or_default();
+        let (mut steps, mut step_hashes, mut cut, mut fragment_id) = (Vec::new(), Vec::new(), 0u64, None);
+        for h in chains {
+            let Some(c) = self.chain_mut(h) else { continue };
+            let mut involved = false;
+            for s in &c.steps {
+                let hash = fnv64(TAG_EVENT, &s.step.event_id);
+                if hash == server.event_hash {
+                    fragment_id = Some(s.step.event_id.clone());
+                    involved = true;
+                } else if s.step.ts_start_ns >= start && s.step.ts_start_ns <= end {
+                    involved = true;
+                    if steps.len() >= MAX_FRAGMENT_STEPS {
+                        cut += 1;
+                    } else {
+                        steps.push(to_wire(s));
+                        step_hashes.push(hash);
+                    }
+                }
+            }
+            if involved && let Some(t) = c.held_until {
+                c.held_until = Some(t.max(hold));
+            }
+        }
+        // The served step went elsewhere meanwhile: nothing left to offer.
+        let Some(fragment_id) = fragment_id else { return };
+        let service = self.agents.get(&server.agent).map(|a| a.agent.agent_key.clone()).unwrap_or_default();
+        self.stats.remote_fragments_published += 1;
+        self.stats.remote_fragment_steps_cut += cut;
+        self.exported.insert(key, end.saturating_add(self.lateness_ns), Exported { agent: server.agent, served_hash: server.event_hash, step_hashes });
+        self.stitch_out.push(StitchRecord {
+            kind: StitchKind::Fragment,
+            origin_member: self.member.clone(),
+            fragment_member: self.member.clone(),
+            fragment_id,
+            tuple_key: key.to_wire(),
+            service,
+            start_ns: start,
+            end_ns: end,
+            steps,
+            steps_cut: i64::try_from(cut).unwrap_or(i64::MAX),
+        });
+    }
+
+    /// Another member's fragment meets its client exchange here: its steps join the client's
+    /// chain like a local stitch, and a claim goes back to its origin.
+    fn merge_fragment(&mut self, key: TupleKey, client: ClientSide, frag: RemoteFragment) {
+        if client.depth >= self.max_depth {
+            self.stats.depth_limited += 1;
+            return;
+        }
+        let base = client.depth.saturating_add(1);
+        for mut s in frag.steps {
+            s.stitched = true;
+            s.user_request = false;
+            s.depth = base.saturating_add(s.depth);
+            self.stats.stitched_steps += 1;
+            self.add_step(client.chain, s);
+        }
+        self.stats.stitched_requests += 1;
+        self.stats.remote_stitched_requests += 1;
+        self.stitch_out.push(StitchRecord {
+            kind: StitchKind::Claim,
+            origin_member: self.member.clone(),
+            fragment_member: frag.origin_member,
+            fragment_id: frag.fragment_id,
+            tuple_key: key.to_wire(),
+            service: String::new(),
+            start_ns: client.start_ns,
+            end_ns: client.end_ns,
+            steps: Vec::new(),
+            steps_cut: 0,
+        });
+    }
+
+    /// A fragment of this member was claimed: its steps and the served exchange leave the
+    /// service's chains (a chain left empty is gone, never published if it was still held).
+    fn drop_claimed(&mut self, e: &Exported) {
+        let hashes: FastSet<u64> = e.step_hashes.iter().copied().chain([e.served_hash]).collect();
+        let chains: Vec<ChainHandle> = self.agents.get(&e.agent).map(|a| a.chains.clone()).unwrap_or_default();
+        for h in chains {
+            let taken = match self.chain_mut(h) {
+                Some(c) => c.remove_where(|s| hashes.contains(&fnv64(TAG_EVENT, &s.step.event_id))),
+                None => continue,
+            };
+            if taken.is_empty() {
+                continue;
+            }
+            self.dirty.push(h);
+            self.drop_if_empty(h);
         }
     }
 
@@ -633,7 +939,14 @@ impl ChainBuilder {
             }
             return;
         }
-        self.clients.insert(key, end, ClientSide { chain: h, start_ns: start, end_ns: end, depth });
+        let client = ClientSide { chain: h, start_ns: start, end_ns: end, depth };
+        if !self.remote_fragments.is_empty()
+            && let Some(frag) = self.remote_fragments.take(&key)
+        {
+            self.merge_fragment(key, client, frag);
+            return;
+        }
+        self.clients.insert(key, end, client);
     }
 
     /// The service `service` handled a request of chain `target` during [start, end]: its
@@ -776,8 +1089,7 @@ impl ChainBuilder {
         c.version += 1;
         c.dirty = false;
         c.published = true;
-        let chain = c.materialize();
-        self.out.push(chain);
+        self.emit(h);
         self.stats.published += 1;
     }
 
@@ -793,8 +1105,11 @@ impl ChainBuilder {
         c.dirty = false;
         c.published = true;
         let deadline = c.end_ns.saturating_add(forget_after);
-        let chain = c.materialize();
-        self.out.push(chain);
+        self.emit(h);
+        // the closing version's flows (its analysis, or its last upsert's when unchanged)
+        if self.chain(h).is_some_and(|c| c.flow_stats != FlowStats::default()) {
+            self.stats.pii_flows_cut += 1;
+        }
         self.stats.published += 1;
         self.stats.chains_closed += 1;
         self.open_chains = self.open_chains.saturating_sub(1);
@@ -843,8 +1158,7 @@ impl ChainBuilder {
         if c.published {
             c.status = ChainStatus::Closed;
             c.version += 1;
-            let chain = c.materialize();
-            self.out.push(chain);
+            self.emit(h);
             self.stats.published += 1;
         }
         self.stats.chains_emptied += 1;
@@ -881,9 +1195,15 @@ impl ChainBuilder {
     /// Watermark `w`: close idle chains, forget old closed ones, release held ones, expire
     /// indexes, and now and then sweep agents and exited processes.
     fn expire(&mut self, w: i64) {
+        self.export_served(w);
         let horizon = w.saturating_sub(self.lateness_ns);
-        self.clients.expire(horizon);
+        // Across members a fragment comes one lateness after its exchange, by the origin's
+        // watermark, which may trail this one: client exchanges wait two latenesses longer.
+        let client_horizon = if self.remote_stitching() { horizon.saturating_sub(self.lateness_ns.saturating_mul(2)) } else { horizon };
+        self.clients.expire(client_horizon);
         self.servers.expire(horizon);
+        self.exported.expire(horizon);
+        self.remote_fragments.expire(horizon);
         let held = std::mem::take(&mut self.held);
         for h in held {
             let Some(c) = self.chain_mut(h) else { continue };

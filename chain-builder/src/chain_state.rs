@@ -1,14 +1,16 @@
 //! The state of one chain while it is open (and for one allowed lateness after it closed): its
 //! ordered steps, the indexes routing needs (conversation hashes, tool call ids still waiting
-//! for their result, event ids for dedupe), and `materialize`, which derives the printed
-//! `Chain` (attribution, PII flows, totals, autonomy, risk) from the steps.
+//! for their result, event ids for dedupe), and `view`, which derives the printed chain
+//! (attribution, PII flows, totals, autonomy, risk) from the steps, borrowing them.
 
 
-use chainwatch_schemas::{AgentRef, Autonomy, Chain, ChainStatus};
+use chainwatch_schemas::{AgentRef, Autonomy, ChainStatus};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::attribution::attribute;
+use crate::attribution::{AttributionMemo, attribute};
+use crate::chain_avro::SplitEncoding;
+use crate::chain_view::{ChainView, StepView};
 use crate::hashing::FastSet;
 use crate::pii_flow::{FlowStats, pii_flows};
 use crate::risk;
@@ -65,6 +67,12 @@ pub struct ChainState {
     /// Published at least once.
     pub published: bool,
     pub flow_stats: FlowStats,
+    /// The last published version's encoding while nothing changed since (any change drops
+    /// it): the closing version of an idle chain is these bytes with a new version and status,
+    /// instead of a second analysis and encoding of the same steps. Only in encoded output,
+    /// only while open; not checkpointed.
+    #[serde(skip)]
+    pub last_encoding: Option<SplitEncoding>,
 }
 
 impl ChainState {
@@ -86,6 +94,7 @@ impl ChainState {
             dirty: true,
             published: false,
             flow_stats: FlowStats::default(),
+            last_encoding: None,
         }
     }
 
@@ -114,7 +123,7 @@ impl ChainState {
             self.steps.partition_point(|s| s.step.ts_start_ns <= ts)
         };
         self.steps.insert(at, step);
-        self.dirty = true;
+        self.changed();
     }
 
     /// Remove the steps `take` selects (in order); the indexes are rebuilt.
@@ -127,9 +136,15 @@ impl ChainState {
         self.steps = kept;
         if !taken.is_empty() {
             self.rebuild();
-            self.dirty = true;
+            self.changed();
         }
         taken
+    }
+
+    /// Its content changed: to be published again, and the last encoding is stale.
+    fn changed(&mut self) {
+        self.dirty = true;
+        self.last_encoding = None;
     }
 
     fn index(&mut self, step: &StepRecord) {
@@ -168,20 +183,21 @@ impl ChainState {
         self.steps = steps;
     }
 
-    /// The printed chain (the caller bumps `version` first).
-    pub fn materialize(&mut self) -> Chain {
-        let (tool_calls, executed_for) = attribute(&self.steps);
+    /// The printed chain, borrowing this state (the caller bumps `version` first): what the
+    /// worker encodes without an owned copy.
+    pub fn view(&mut self, memo: &mut AttributionMemo) -> ChainView<'_> {
+        let (tool_calls, executed_for) = attribute(&self.steps, memo);
         let (pii_flows, flow_stats) = pii_flows(&self.steps);
         self.flow_stats = flow_stats;
 
-        let mut tools: Vec<String> = Vec::new();
+        let mut tools: Vec<&str> = Vec::new();
         let mut repeats: Vec<(&str, i32)> = Vec::new();
         for t in &tool_calls {
             match repeats.iter_mut().find(|(n, _)| *n == t.tool_name) {
                 Some((_, c)) => *c += 1,
                 None => {
-                    tools.push(t.tool_name.clone());
-                    repeats.push((&t.tool_name, 1));
+                    tools.push(t.tool_name);
+                    repeats.push((t.tool_name, 1));
                 }
             }
         }
@@ -196,26 +212,27 @@ impl ChainState {
         };
         let (risk_score, risk_reasons) = risk::score(&self.steps, &pii_flows, &tool_calls, autonomy, max_tool_repeats);
 
-        let mut destinations: Vec<String> = Vec::new();
-        let mut pii_types: Vec<String> = Vec::new();
+        let mut destinations: Vec<&str> = Vec::new();
+        let mut pii_types: Vec<&str> = Vec::new();
         let (mut bytes_out, mut bytes_in, mut input_tokens, mut output_tokens, mut cost_usd) = (0i64, 0i64, 0i64, 0i64, 0f64);
         let mut steps = Vec::with_capacity(self.steps.len());
         for (i, s) in self.steps.iter().enumerate() {
-            let mut step = s.step.clone();
-            step.index = i as i32;
-            if let Some(call) = executed_for.get(i).copied().flatten().and_then(|e| self.steps.get(e.requested_at)?.tool_calls.get(e.call)) {
-                step.tool_name = Some(call.name.clone());
-                step.tool_call_id = Some(call.id.clone());
-            }
-            if let Some(d) = &step.destination
+            let step = &s.step;
+            let tool = executed_for
+                .get(i)
+                .copied()
+                .flatten()
+                .and_then(|e| self.steps.get(e.requested_at)?.tool_calls.get(e.call))
+                .map(|call| (call.name.as_str(), call.id.as_str()));
+            if let Some(d) = step.destination.as_deref()
                 && !s.user_request
-                && !destinations.contains(d)
+                && !destinations.contains(&d)
             {
-                destinations.push(d.clone());
+                destinations.push(d);
             }
             for t in &step.pii_types {
-                if !pii_types.contains(t) {
-                    pii_types.push(t.clone());
+                if !pii_types.contains(&t.as_str()) {
+                    pii_types.push(t);
                 }
             }
             bytes_out = bytes_out.saturating_add(step.bytes_out);
@@ -223,14 +240,14 @@ impl ChainState {
             input_tokens = input_tokens.saturating_add(step.input_tokens);
             output_tokens = output_tokens.saturating_add(step.output_tokens);
             cost_usd += step.cost_usd;
-            steps.push(step);
+            steps.push(StepView { step, index: i as i32, tool });
         }
         pii_types.sort();
-        Chain {
-            chain_id: self.chain_id.clone(),
+        ChainView {
+            chain_id: &self.chain_id,
             version: self.version,
             status: self.status,
-            agent: self.agent.clone(),
+            agent: &self.agent,
             start_ns: self.start_ns,
             end_ns: self.end_ns,
             steps,
@@ -265,6 +282,7 @@ impl ChainState {
             + set(self.conversation.capacity())
             + set(self.open_tools.capacity())
             + set(self.events.capacity())
+            + self.last_encoding.as_ref().map_or(0, SplitEncoding::approx_bytes)
     }
 }
 

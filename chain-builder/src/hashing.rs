@@ -65,3 +65,11 @@ impl Hasher for FxHasher {
 
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 pub type FastSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;
+
+/// FxHash of a string, 8 bytes a round (for in-memory keys of names and hosts; never printed
+/// or kept across restarts).
+pub fn fx_str(s: &str) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(s.as_bytes());
+    h.finish()
+}

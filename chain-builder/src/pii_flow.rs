@@ -5,7 +5,7 @@
 //! Bounded: at most `MAX_TRACKED_FINGERPRINTS` distinct fingerprints and `MAX_FLOWS` edges per
 //! chain; what is cut is counted in the returned `FlowStats`.
 
-use chainwatch_schemas::{PiiFinding, PiiFlow};
+use crate::chain_view::PiiFlowView;
 
 use crate::hashing::FastMap;
 use crate::step::StepRecord;
@@ -19,53 +19,60 @@ pub struct FlowStats {
     pub flows_dropped: u64,
 }
 
-/// The flows of `steps` (ordered; index = position), first-seen step to each later sender.
-/// Edges are found and deduplicated on borrowed strings; only the kept ones are copied out.
-pub fn pii_flows(steps: &[Box<StepRecord>]) -> (Vec<PiiFlow>, FlowStats) {
+/// Where a fingerprint was first seen, and the last step that sent it (+1; 0 = none).
+#[derive(Clone, Copy)]
+struct Seen {
+    step: usize,
+    last_sent_to: usize,
+}
+
+/// The flows of `steps` (ordered; index = position), first-seen step to each later sender:
+/// one per (destination step, source step, fingerprint), sorted by destination step, then
+/// source step, then the order the destination step reports its findings in. On borrowed
+/// strings.
+pub fn pii_flows(steps: &[Box<StepRecord>]) -> (Vec<PiiFlowView<'_>>, FlowStats) {
     let findings: usize = steps.iter().flat_map(|s| &s.pii).map(|f| f.fingerprints.len()).sum();
-    let mut first_seen: FastMap<&str, usize> = FastMap::with_capacity_and_hasher(findings.min(MAX_TRACKED_FINGERPRINTS), Default::default());
-    // (to, from, fingerprint, finding): the edge and where its PII type is.
-    let mut edges: Vec<(usize, usize, &str, &PiiFinding)> = Vec::new();
+    let mut first_seen: FastMap<&str, Seen> = FastMap::with_capacity_and_hasher(findings.min(MAX_TRACKED_FINGERPRINTS), Default::default());
+    let mut flows: Vec<PiiFlowView<'_>> = Vec::with_capacity(findings.min(MAX_FLOWS));
     let mut stats = FlowStats::default();
     for (j, s) in steps.iter().enumerate() {
+        let first_new = flows.len();
         for finding in &s.pii {
             let sent = s.sends(&finding.location);
             for fp in &finding.fingerprints {
-                match first_seen.get(fp.as_str()) {
-                    Some(&i) if i < j => {
-                        if sent {
-                            if edges.len() >= MAX_FLOWS {
+                match first_seen.get_mut(fp.as_str()) {
+                    Some(seen) => {
+                        // once per (step, fingerprint) even when the step reports it in
+                        // several places (the first place is the one kept)
+                        if sent && seen.step < j && seen.last_sent_to != j + 1 {
+                            seen.last_sent_to = j + 1;
+                            if flows.len() >= MAX_FLOWS {
                                 stats.flows_dropped += 1;
                             } else {
-                                edges.push((j, i, fp.as_str(), finding));
+                                flows.push(PiiFlowView {
+                                    fingerprint: fp,
+                                    pii_type: &finding.pii_type,
+                                    from_step: seen.step as i32,
+                                    to_step: j as i32,
+                                    destination: s.step.destination.as_deref(),
+                                });
                             }
                         }
                     }
-                    Some(_) => {}
                     None => {
                         if first_seen.len() >= MAX_TRACKED_FINGERPRINTS {
                             stats.fingerprints_untracked += 1;
                         } else {
-                            first_seen.insert(fp.as_str(), j);
+                            first_seen.insert(fp.as_str(), Seen { step: j, last_sent_to: 0 });
                         }
                     }
                 }
             }
         }
+        let new = &mut flows[first_new..];
+        if !new.is_sorted_by_key(|f| f.from_step) {
+            new.sort_by_key(|f| f.from_step);
+        }
     }
-    // One edge per (fingerprint, from, to) even when a step reports it in several places (the
-    // first reported stays: a stable sort).
-    edges.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-    edges.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1 && a.2 == b.2);
-    let flows = edges
-        .iter()
-        .map(|&(to, from, fp, finding)| PiiFlow {
-            fingerprint: fp.to_string(),
-            pii_type: finding.pii_type.clone(),
-            from_step: from as i32,
-            to_step: to as i32,
-            destination: steps.get(to).and_then(|s| s.step.destination.clone()),
-        })
-        .collect();
     (flows, stats)
 }

@@ -2,7 +2,9 @@
 //! combine as independent evidence (1 - Π(1 - w)), so no single weak signal saturates the score
 //! and strong ones add up. Reasons are stable short sentences, sorted by weight.
 
-use chainwatch_schemas::{Autonomy, PiiFlow, ToolExecution};
+use chainwatch_schemas::Autonomy;
+
+use crate::chain_view::{PiiFlowView, ToolExecutionView};
 
 use crate::step::{KIND_UPLOAD, StepRecord};
 
@@ -11,12 +13,22 @@ pub const LOOP_REPEATS: i32 = 5;
 /// A SQL result this large counts as bulk access.
 pub const BULK_ROWS: i64 = 1_000;
 
+/// The parts joined: a reason is built for every chain version, and `format!` costs several
+/// times a plain concatenation.
+fn concat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
+}
+
 /// Categories where data leaves to a party the organisation did not vet.
 fn is_unvetted(category: &str) -> bool {
     matches!(category, "unknown-external" | "object-storage")
 }
 
-pub fn score(steps: &[Box<StepRecord>], flows: &[PiiFlow], tools: &[ToolExecution], autonomy: Autonomy, max_tool_repeats: i32) -> (f64, Vec<String>) {
+pub fn score(steps: &[Box<StepRecord>], flows: &[PiiFlowView<'_>], tools: &[ToolExecutionView<'_>], autonomy: Autonomy, max_tool_repeats: i32) -> (f64, Vec<String>) {
     let mut signals: Vec<(f64, String)> = Vec::new();
     let mut add = |w: f64, reason: String| {
         if !signals.iter().any(|(_, r)| *r == reason) {
@@ -26,26 +38,26 @@ pub fn score(steps: &[Box<StepRecord>], flows: &[PiiFlow], tools: &[ToolExecutio
     let mut last: Option<(i32, &str)> = None;
     for f in flows {
         // Flows come sorted by destination step: one reason per (step, PII type).
-        if last == Some((f.to_step, f.pii_type.as_str())) {
+        if last == Some((f.to_step, f.pii_type)) {
             continue;
         }
-        last = Some((f.to_step, f.pii_type.as_str()));
+        last = Some((f.to_step, f.pii_type));
         let Some(to) = steps.get(f.to_step as usize) else { continue };
         let dest = to.step.destination.as_deref().unwrap_or("?");
         let cat = to.step.category.as_str();
         if is_unvetted(cat) {
-            add(0.6, format!("{} sent to {cat} destination {dest}", f.pii_type));
+            add(0.6, concat(&[f.pii_type, " sent to ", cat, " destination ", dest]));
         } else if cat == "llm" {
-            add(0.15, format!("{} sent to an LLM ({dest})", f.pii_type));
+            add(0.15, concat(&[f.pii_type, " sent to an LLM (", dest, ")"]));
         } else if cat == "saas" {
-            add(0.1, format!("{} sent to SaaS {dest}", f.pii_type));
+            add(0.1, concat(&[f.pii_type, " sent to SaaS ", dest]));
         }
     }
     for s in steps {
         let cat = s.step.category.as_str();
         let dest = s.step.destination.as_deref().unwrap_or("?");
         if s.step.kind == KIND_UPLOAD && is_unvetted(cat) {
-            add(0.35, format!("upload to {cat} destination {dest}"));
+            add(0.35, concat(&["upload to ", cat, " destination ", dest]));
         }
         if !s.step.injection_rules.is_empty() {
             add(0.3, format!("prompt injection signal ({})", s.step.injection_rules.join(", ")));

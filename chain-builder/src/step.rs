@@ -18,7 +18,12 @@ const MAX_SUMMARY: usize = 240;
 /// SQL statements are kept up to this many bytes.
 const MAX_STATEMENT: usize = 4_096;
 
-pub const KIND_LLM: &str = "llm_call";
+/// `KIND_LLM` as a fixed-size array: `is_llm` compares it without a `memcmp` call.
+const KIND_LLM_BYTES: [u8; 8] = *b"llm_call";
+pub const KIND_LLM: &str = match std::str::from_utf8(&KIND_LLM_BYTES) {
+    Ok(s) => s,
+    Err(_) => panic!("KIND_LLM is ASCII"),
+};
 pub const KIND_UPLOAD: &str = "upload";
 
 /// A tool call an LLM answer asked for.
@@ -50,7 +55,8 @@ pub struct StepRecord {
 
 impl StepRecord {
     pub fn is_llm(&self) -> bool {
-        self.step.kind == KIND_LLM
+        // attribution asks this for every pair of steps
+        self.step.kind.as_bytes() == KIND_LLM_BYTES
     }
 
     /// Whether a finding at `location` left the watched process (a request it sent, or the
@@ -101,6 +107,12 @@ impl StepRecord {
 
 /// The step of `ev`, which runs in process `proc`.
 pub fn step_from_event(mut ev: SemanticEvent, proc: ProcKey, prices: &PriceTable) -> StepRecord {
+    take_step(&mut ev, proc, prices)
+}
+
+/// `step_from_event`, taking the strings out of `ev` in place (an event is ~1.3 KB: the
+/// builder passes it down by reference instead of moving it through every call).
+pub fn take_step(ev: &mut SemanticEvent, proc: ProcKey, prices: &PriceTable) -> StepRecord {
     let mut tool_calls = Vec::new();
     let mut tool_result_ids = Vec::new();
     let mut full_prefix_hash = None;
@@ -120,7 +132,7 @@ pub fn step_from_event(mut ev: SemanticEvent, proc: ProcKey, prices: &PriceTable
         output_tokens = llm.output_tokens.unwrap_or(0).max(0);
     }
     let cost_usd = model.as_deref().map_or(0.0, |m| prices.cost(m, input_tokens, output_tokens));
-    let summary = summarize(&ev, model.as_deref(), &tool_calls);
+    let summary = summarize(ev, model.as_deref(), &tool_calls);
     let rows = ev.sql.as_ref().and_then(|s| s.rows);
     let statement = ev.sql.as_mut().map(|s| cut(std::mem::take(&mut s.statement), MAX_STATEMENT));
     let top_k = ev.vector.as_ref().and_then(|v| v.top_k);
@@ -151,17 +163,17 @@ pub fn step_from_event(mut ev: SemanticEvent, proc: ProcKey, prices: &PriceTable
     StepRecord {
         step: ChainStep {
             index: 0,
-            event_id: ev.event_id,
+            event_id: std::mem::take(&mut ev.event_id),
             ts_start_ns: ev.ts_start_ns,
             ts_end_ns: ev.ts_end_ns.max(ev.ts_start_ns),
-            kind: ev.kind,
-            protocol: ev.protocol,
+            kind: std::mem::take(&mut ev.kind),
+            protocol: std::mem::take(&mut ev.protocol),
             tgid: ev.tgid,
-            comm: ev.comm,
-            node: ev.node,
-            destination: ev.host,
-            category: ev.destination_category,
-            method: ev.method,
+            comm: std::mem::take(&mut ev.comm),
+            node: std::mem::take(&mut ev.node),
+            destination: ev.host.take(),
+            category: std::mem::take(&mut ev.destination_category),
+            method: ev.method.take(),
             tool_name: None,
             tool_call_id: None,
             summary,

@@ -30,7 +30,22 @@ fn is_loopback(addr: &str) -> bool {
     addr.starts_with("127.") || addr == "::1" || addr == "localhost"
 }
 
+/// Whether a connection is between loopback addresses (only unique per node: never stitched
+/// across members).
+pub fn is_loopback_tuple(t: &SocketTuple) -> bool {
+    is_loopback(normalize(&t.local_addr)) || is_loopback(normalize(&t.remote_addr))
+}
+
 impl TupleKey {
+    /// The key as carried on the stitch topic.
+    pub fn to_wire(self) -> i64 {
+        self.0 as i64
+    }
+
+    pub fn from_wire(v: i64) -> Self {
+        TupleKey(v as u64)
+    }
+
     /// The key of a connection this process opened.
     pub fn from_client(node: NodeId, t: &SocketTuple) -> Self {
         Self::new(node, &t.local_addr, t.local_port, &t.remote_addr, t.remote_port)
@@ -107,11 +122,14 @@ pub struct TupleIndex<V> {
     order: VecDeque<(i64, TupleKey)>,
     cap: usize,
     pub evicted_cap: u64,
+    /// Entries dropped by `expire` (never taken).
+    #[serde(default)]
+    pub expired: u64,
 }
 
-impl<V: Copy> TupleIndex<V> {
+impl<V> TupleIndex<V> {
     pub fn new(cap: usize) -> Self {
-        TupleIndex { entries: FastMap::default(), order: VecDeque::new(), cap: cap.max(1), evicted_cap: 0 }
+        TupleIndex { entries: FastMap::default(), order: VecDeque::new(), cap: cap.max(1), evicted_cap: 0, expired: 0 }
     }
 
     pub fn insert(&mut self, key: TupleKey, end_ns: i64, value: V) {
@@ -136,8 +154,10 @@ impl<V: Copy> TupleIndex<V> {
             if *end >= before_ns {
                 break;
             }
-            if let Some((_, k)) = self.order.pop_front() {
-                self.entries.remove(&k);
+            if let Some((_, k)) = self.order.pop_front()
+                && self.entries.remove(&k).is_some()
+            {
+                self.expired += 1;
             }
         }
         if self.order.len() > self.entries.len() * 2 + 64 {

@@ -22,6 +22,36 @@
 //! - When no record comes, the watermark advances by the wall time elapsed since the last
 //!   record (processing time stands in for event time), so idle chains close.
 //!
+//! Cross-member stitching (the stitch topic, `cw.chains.stitch`): the inputs are keyed by node,
+//! so an agent's node and the node of a service it calls may belong to different members. Every
+//! member reads the whole stitch topic in a consumer group of its own,
+//! `<group>-stitch-<member_id>`, and skips its own records (keyed by member id). The member id
+//! is `chain.member_id`, by default `<host>-<pid>` (two members on one host differ; a restart
+//! then makes a new group, which reads the retained topic from its start: what is behind the
+//! restored watermark is dropped, counted). The protocol:
+//! - a served request (SERVER role, a non-loopback tuple) that no local client claimed by the
+//!   end of its hold (its end + the allowed lateness) is published as a FRAGMENT: tuple key,
+//!   origin member, the service's agent, the time window and the service's steps in it (the
+//!   served exchange left out; fingerprints, role, tool calls kept for PII flows and
+//!   attribution). The service's chain is held one more lateness waiting for a claim;
+//! - the member whose client index holds that tuple merges the steps into the client's chain
+//!   like a local stitch (stitched, depth + 1, `max_depth`) and publishes a CLAIM to the
+//!   origin. A fragment that comes before its client exchange waits (bounded, expiring with the
+//!   watermark, counted), and client exchanges wait two latenesses longer than alone;
+//! - the origin, on the claim, drops the fragment's steps and the served exchange from the
+//!   service's chains (a chain left empty is never published: one chain, no duplicate); with
+//!   no claim by the end of the further hold, it publishes the service's chain as it would
+//!   alone.
+//!
+//! It is on only when the stitch topic exists at the start (else a warning: it stays off;
+//! `chainwatch chain` creates the topics first with `kafka.create_topics`, the default) and
+//! while this member's assignment leaves input partitions to others (one member alone, and the
+//! offline and embedded modes, work as before). Stitch records handled are
+//! committed with the input offsets (after the checkpoint); a replay after a crash merges a
+//! fragment twice at worst (its steps are deduplicated by event id). Claims and fragments
+//! arriving after the further hold are counted (`remote_claims_unmatched`,
+//! `remote_fragments_late`): the service's chain was published alone meanwhile.
+//!
 //! Limits: the checkpoint is found by the assignment. When the partitions move to another
 //! member (a rebalance, a scaled group), no checkpoint matches and the member starts empty
 //! (`checkpoints_missing`, a warning); run the chain builder with a stable assignment (a
@@ -40,9 +70,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use chainwatch_bus::{Bus, BusError, Consumer, DeadLetter, OutRecord, Pending, Producer, Record};
 use chainwatch_config::ChainwatchConfig;
 use chainwatch_schemas::codec::record_name;
-use chainwatch_schemas::{AvroRecord, Chain, CodecError, ProcessEvent, SemanticEvent};
+use chainwatch_schemas::{AvroRecord, Chain, CodecError, ProcessEvent, SemanticEvent, StitchRecord};
 
 use crate::builder::ChainBuilder;
+use crate::chain_view::EncodedChain;
 use crate::checkpoint_file::{CheckpointMeta, CheckpointStore};
 
 /// Where the worker reads and writes, and how often it publishes and commits.
@@ -64,6 +95,10 @@ pub struct ChainWorkerConfig {
     pub checkpoint_dir: Option<PathBuf>,
     /// Checkpoint, then commit, at most this often (and at `close`).
     pub checkpoint_interval: Duration,
+    /// Cross-member stitching: the topic, `None` = off (see the module doc).
+    pub stitch_topic: Option<String>,
+    /// This member's name on the stitch topic (distinct per member; see the module doc).
+    pub member_id: String,
 }
 
 impl ChainWorkerConfig {
@@ -81,9 +116,26 @@ impl ChainWorkerConfig {
                 cfg.chain.checkpoint_dir.clone().unwrap_or_else(|| cfg.storage.data_dir.join("chain-checkpoints"))
             }),
             checkpoint_interval: Duration::from_millis(cfg.chain.checkpoint_interval_ms),
+            stitch_topic: Some(cfg.topics.chain_stitch.clone()),
+            member_id: cfg.chain.member_id.clone().unwrap_or_else(default_member_id),
         }
     }
 }
+
+/// `<host name>-<process id>`: distinct for two members on one host. A configured
+/// `chain.member_id` (e.g. the pod's name) keeps the stitch group and its offsets across restarts.
+fn default_member_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "chain".to_string());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Stitch records handled per step at most (the input keeps its pace).
+const MAX_STITCH_PER_STEP: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChainWorkerError {
@@ -128,6 +180,9 @@ pub struct ChainWorkerStats {
     pub checkpoint_gaps: u64,
     /// Assignment changes while running (a rebalance): the state is kept.
     pub assignment_changes: u64,
+    /// Stitch records of other members handled, and this member's published.
+    pub stitch_records_in: u64,
+    pub stitch_records_out: u64,
 }
 
 /// One member of the chain-builder consumer group.
@@ -156,6 +211,13 @@ pub struct ChainWorker {
     last_record_at: Instant,
     last_flush_at: Instant,
     stats: ChainWorkerStats,
+    /// Cross-member stitching: this member's consumer of the whole stitch topic, the last
+    /// record per partition not yet committed, and the input partition count (`None`:
+    /// unknown, assume other members).
+    stitch: Option<Box<dyn Consumer>>,
+    stitch_topic: Option<String>,
+    stitch_unmarked: Vec<Record>,
+    input_partitions: Option<usize>,
 }
 
 impl ChainWorker {
@@ -163,6 +225,33 @@ impl ChainWorker {
         let consumer = bus.consumer(&cfg.group, &[cfg.semantic_topic.as_str(), cfg.proc_topic.as_str()]).await?;
         let producer = bus.producer()?;
         let dead = DeadLetter::new(producer.clone(), cfg.deadletter_topic.clone(), "chain");
+        let mut builder = builder;
+        // Versions go to the bus Avro-encoded straight from the builder's state.
+        builder.set_encoded_output(true);
+        // A deployment without the stitch topic works as before (one member alone would).
+        let stitch_topic = match &cfg.stitch_topic {
+            Some(topic) if bus.partition_count(topic).await.is_err() => {
+                tracing::warn!(topic = %topic, "no stitch topic: cross-member stitching is off");
+                None
+            }
+            other => other.clone(),
+        };
+        let (stitch, input_partitions) = match &stitch_topic {
+            Some(topic) => {
+                builder.set_member(&cfg.member_id);
+                let group = format!("{}-stitch-{}", cfg.group, cfg.member_id);
+                let consumer = bus.consumer(&group, &[topic.as_str()]).await?;
+                let mut total = Some(0usize);
+                for t in [cfg.semantic_topic.as_str(), cfg.proc_topic.as_str()] {
+                    total = match (total, bus.partition_count(t).await) {
+                        (Some(n), Ok(p)) => Some(n + usize::try_from(p).unwrap_or(0)),
+                        _ => None,
+                    };
+                }
+                (Some(consumer), total)
+            }
+            None => (None, None),
+        };
         Ok(ChainWorker {
             consumer,
             producer,
@@ -181,7 +270,58 @@ impl ChainWorker {
             last_record_at: Instant::now(),
             last_flush_at: Instant::now(),
             stats: ChainWorkerStats::default(),
+            stitch,
+            stitch_topic,
+            stitch_unmarked: Vec::new(),
+            input_partitions,
         })
+    }
+
+    /// The input partitions this member owns now.
+    pub fn assignment(&self) -> Vec<(String, i32)> {
+        self.consumer.assignment()
+    }
+
+    /// Cross-member stitching is on while other members own some of the input.
+    fn refresh_remote_stitching(&mut self) {
+        if self.stitch.is_none() {
+            return;
+        }
+        let owned = self.consumer.assignment().len();
+        let on = self.input_partitions.is_none_or(|total| owned < total);
+        if on != self.builder.remote_stitching() {
+            tracing::info!(owned, total = ?self.input_partitions, on, "cross-member stitching");
+            self.builder.set_remote_stitching(on);
+        }
+    }
+
+    /// Handle the other members' stitch records waiting now (at most MAX_STITCH_PER_STEP).
+    async fn poll_stitch(&mut self) -> Result<(), ChainWorkerError> {
+        let Some(consumer) = self.stitch.as_mut() else { return Ok(()) };
+        for _ in 0..MAX_STITCH_PER_STEP {
+            let Some(mut record) = consumer.poll(Duration::ZERO).await? else { break };
+            let own = record.key.as_deref() == Some(self.cfg.member_id.as_bytes());
+            if !own {
+                match StitchRecord::decode(&record.value) {
+                    Ok(rec) => {
+                        self.stats.stitch_records_in += 1;
+                        self.builder.push_stitch(rec);
+                    }
+                    Err(e) => {
+                        self.dead.send(&record, &format!("bad StitchRecord: {e}")).await?;
+                        self.stats.dead_letters += 1;
+                    }
+                }
+            }
+            record.value = Vec::new();
+            record.headers = Vec::new();
+            match self.stitch_unmarked.iter_mut().find(|r| r.partition == record.partition) {
+                Some(r) if r.offset < record.offset => *r = record,
+                Some(_) => {}
+                None => self.stitch_unmarked.push(record),
+            }
+        }
+        Ok(())
     }
 
     /// Records not yet consumed, per owned (topic, partition).
@@ -205,6 +345,10 @@ impl ChainWorker {
             // The first assignment: the state is loaded before its first record is handled.
             self.adopt_assignment();
         }
+        if self.since_flush == 0 {
+            self.refresh_remote_stitching();
+        }
+        self.poll_stitch().await?;
         let Some(record) = polled else {
             let max = self.builder.max_event_ns();
             if max != i64::MIN {
@@ -245,6 +389,9 @@ impl ChainWorker {
         self.flush(true).await?;
         self.producer.flush(Duration::from_secs(10)).await?;
         self.consumer.close().await?;
+        if let Some(stitch) = self.stitch.take() {
+            stitch.close().await?;
+        }
         Ok(())
     }
 
@@ -374,10 +521,12 @@ impl ChainWorker {
     async fn flush(&mut self, force: bool) -> Result<(), ChainWorkerError> {
         self.last_flush_at = Instant::now();
         self.since_flush = 0;
+        self.refresh_remote_stitching();
         let mut chains = self.builder.take_updates();
         chains.extend(self.builder.advance_watermark(i64::MIN));
         self.publish(&chains).await?;
-        if self.unmarked.is_empty() {
+        self.publish_stitch().await?;
+        if self.unmarked.is_empty() && self.stitch_unmarked.is_empty() {
             return Ok(());
         }
         if self.checkpoints.is_some() {
@@ -391,11 +540,36 @@ impl ChainWorker {
                 return Ok(());
             }
         }
-        for r in std::mem::take(&mut self.unmarked) {
-            self.consumer.mark_processed(&r)?;
+        if !self.unmarked.is_empty() {
+            for r in std::mem::take(&mut self.unmarked) {
+                self.consumer.mark_processed(&r)?;
+            }
+            self.consumer.commit().await?;
+            self.stats.commits += 1;
         }
-        self.consumer.commit().await?;
-        self.stats.commits += 1;
+        if let Some(stitch) = self.stitch.as_mut()
+            && !self.stitch_unmarked.is_empty()
+        {
+            for r in std::mem::take(&mut self.stitch_unmarked) {
+                stitch.mark_processed(&r)?;
+            }
+            stitch.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Publish the builder's fragments and claims on the stitch topic, keyed by this member.
+    async fn publish_stitch(&mut self) -> Result<(), ChainWorkerError> {
+        let Some(topic) = &self.stitch_topic else { return Ok(()) };
+        let records = self.builder.take_stitch_records();
+        let mut pending: Vec<Pending> = Vec::with_capacity(records.len());
+        for r in &records {
+            pending.push(self.producer.send(OutRecord::new(topic.clone(), self.cfg.member_id.clone(), r.encode()?)).await?);
+        }
+        for p in pending {
+            p.await?;
+            self.stats.stitch_records_out += 1;
+        }
         Ok(())
     }
 
@@ -435,21 +609,28 @@ impl ChainWorker {
         }
     }
 
+    /// Publish the builder's versions: encoded by the builder (the worker's mode), plus any
+    /// `chains` handed over as records.
     async fn publish(&mut self, chains: &[Chain]) -> Result<(), ChainWorkerError> {
-        let mut pending: Vec<Pending> = Vec::with_capacity(chains.len());
+        let mut versions = self.builder.take_encoded();
         for c in chains {
-            let out = OutRecord::new(self.cfg.output_topic.clone(), c.chain_id.clone(), c.encode()?)
-                .with_header("cw.chain_version", c.version.to_string());
+            versions.push(EncodedChain { chain_id: c.chain_id.clone(), version: c.version, bytes: c.encode()? });
+        }
+        let mut pending: Vec<Pending> = Vec::with_capacity(versions.len());
+        for v in versions {
+            let out = OutRecord::new(self.cfg.output_topic.clone(), v.chain_id, v.bytes)
+                .with_header("cw.chain_version", v.version.to_string());
             pending.push(self.producer.send(out).await?);
         }
+        let published = pending.len();
         let started = Instant::now();
         for p in pending {
             p.await?;
             self.stats.chains_published += 1;
         }
-        if started.elapsed() > Duration::from_millis(500) && !chains.is_empty() {
+        if started.elapsed() > Duration::from_millis(500) && published > 0 {
             tracing::warn!(
-                ms = started.elapsed().as_millis() as u64, chains = chains.len(),
+                ms = started.elapsed().as_millis() as u64, chains = published,
                 "chain upserts acknowledged slowly: the broker held the publish back"
             );
         }

@@ -18,17 +18,8 @@ struct Scenario {
 }
 
 fn scenario() -> Scenario {
-    let plan = llm("plan", AGENT, 0, 800, &["s", "s+u"], &[("call_lookup", "lookup_customer")], &[]);
-    let mut call = event("tool-http", AGENT, "http", 1_000, 1_400, "tools.internal", "internal");
-    call.tuple = Some(tuple("10.0.0.1", 40_000, "10.0.0.2", 8_080));
-    let next = llm("next", AGENT, 1_500, 2_000, &["s", "s+u", "s+u+a+t"], &[], &["call_lookup"]);
-    // The service's view of the same request and the query it runs while handling it.
-    let mut served = event("svc-http", SERVICE, "http", 1_010, 1_390, "tools.internal", "internal");
-    served.role = ConnRole::Server;
-    served.tuple = Some(tuple("10.0.0.2", 8_080, "10.0.0.1", 40_000));
-    let mut q = sql("svc-sql", SERVICE, 1_100, 1_200, "SELECT * FROM customers WHERE id = $1", 1);
-    q.pii = vec![pii("response", &emails(1))];
-    Scenario { agent: vec![plan, call, next], service: vec![q, served] }
+    let s = stitched_service(SERVICE);
+    Scenario { agent: vec![s.plan, s.call, s.next], service: vec![s.query, s.served] }
 }
 
 fn finals(all: Vec<Chain>) -> Vec<Chain> {

@@ -133,6 +133,11 @@ fn run_worker(cfg: &ChainwatchConfig) -> anyhow::Result<ExitCode> {
         worker_cfg.checkpoint_dir = None;
     }
     let join = async |bus: &dyn Bus| {
+        // The stitch topic is the chain builders' own: with `kafka.create_topics` a member does
+        // not wait for the probe to create it (cross-member stitching is off without it).
+        if cfg.kafka.create_topics {
+            chainwatch_bus::create_all_topics(bus, cfg).await.context("creating topics")?;
+        }
         ChainWorker::join(bus, ChainBuilder::new(&cfg.chain), worker_cfg.clone())
             .await
             .context("joining the chain-builder consumer group")

@@ -41,6 +41,8 @@ pub(crate) fn probe_config(cfg: &ChainwatchConfig) -> anyhow::Result<ProbeConfig
         selectors,
         ports: p.watch_ports.clone(),
         ring_buffer_bytes: u32::try_from(p.ring_buffer_bytes).context("config key `probe.ring_buffer_bytes`: too large")?,
+        max_detach_backlog: (p.max_detach_backlog > 0).then_some(p.max_detach_backlog),
+        uprobe_events: p.uprobe_events,
         ..ProbeConfig::default()
     })
 }

@@ -110,6 +110,25 @@ pub(crate) fn chain_snapshot(b: &BuilderStats, open_chains: usize) -> ChainSnaps
         chains_closed: b.chains_closed,
         evictions: b.evicted_open_chains,
         late_events: b.late_dropped,
+        stitch_fragments_published: b.remote_fragments_published,
+        stitch_fragments_received: b.remote_fragments_received,
+        stitch_claimed: b.remote_stitched_requests,
+        stitch_claims_received: b.remote_claims_received,
+        stitch_unclaimed: b.remote_exports_unclaimed,
+        stitch_dropped: b.remote_fragments_late
+            + b.remote_fragments_expired
+            + b.remote_fragments_evicted
+            + b.remote_claims_unmatched
+            + b.remote_pending_evicted,
+        cap_hits: vec![
+            ("fingerprints_dropped", b.fingerprints_dropped),
+            ("pii_flows_cut", b.pii_flows_cut),
+            ("split_max_steps", b.split_max_steps),
+            ("depth_limited", b.depth_limited),
+            ("tuple_index_evicted", b.tuple_index_evicted),
+            ("window_evicted", b.window_evicted),
+            ("closed_forgotten_early", b.forgotten_early),
+        ],
         ..ChainSnapshot::default()
     }
 }
@@ -138,6 +157,7 @@ pub(crate) fn probe_snapshot(
         undecodable: l.undecodable,
         seed_events_dropped: l.seed_events_dropped,
         holds_timed_out: l.holds_timed_out,
+        uprobe_attaches_deferred: l.uprobe_attaches_deferred,
         segments_without_connection: mapper.segments_without_connection,
         uprobe_attach_failures: l.uprobe_attach_failures,
         connections_evicted: mapper.connections_evicted,

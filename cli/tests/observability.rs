@@ -171,6 +171,10 @@ fn demo_exports_the_seed_chain_as_one_genai_trace_and_every_stage_metric() {
     assert!(total(&metrics, "chainwatch.chains.events") >= events);
     assert_eq!(total(&metrics, "chainwatch.chains.open"), 0, "every chain closed at the end of the replay");
     assert!(total(&metrics, "chainwatch.chains.closed") >= 1);
+    let chain_caps = by(&metrics, "chainwatch.chains.cap_hits", "kind");
+    for kind in ["fingerprints_dropped", "pii_flows_cut", "split_max_steps", "closed_forgotten_early"] {
+        assert_eq!(chain_caps.get(kind), Some(&0), "{chain_caps:?}");
+    }
 
     let latency = metrics.get("chainwatch.policy.evaluation.duration").expect("policy latency histogram");
     let Some(metric::Data::Histogram(h)) = &latency.data else { panic!("not a histogram: {latency:?}") };

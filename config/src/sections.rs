@@ -247,6 +247,8 @@ pub struct TopicsConfig {
     pub chains: String,
     pub violations: String,
     pub deadletter: String,
+    /// Internal to the chain builder: fragments and claims between its members.
+    pub chain_stitch: String,
 }
 
 impl Default for TopicsConfig {
@@ -258,12 +260,13 @@ impl Default for TopicsConfig {
             chains: "cw.chains".into(),
             violations: "cw.violations".into(),
             deadletter: "cw.deadletter".into(),
+            chain_stitch: "cw.chains.stitch".into(),
         }
     }
 }
 
 impl TopicsConfig {
-    pub fn all(&self) -> [&str; 6] {
+    pub fn all(&self) -> [&str; 7] {
         [
             &self.raw_segments,
             &self.proc_events,
@@ -271,6 +274,7 @@ impl TopicsConfig {
             &self.chains,
             &self.violations,
             &self.deadletter,
+            &self.chain_stitch,
         ]
     }
 }
@@ -307,6 +311,13 @@ pub struct ProbeConfig {
     pub syscall_hooks: SyscallHooks,
     /// Events waiting for the bus before the probe counts and drops them.
     pub max_pending_events: usize,
+    /// Per-process uprobes as perf events on named tracefs uprobe events (detached at once);
+    /// false, or no writable tracefs: one kernel uprobe each (~9 detached a second).
+    pub uprobe_events: bool,
+    /// Without `uprobe_events`: uprobe links of exited processes waiting to be closed past
+    /// which a newly watched process gets no uprobes until the backlog drains (counted as the
+    /// loss `uprobes_deferred`); 0 = a quarter of the open-file limit, at most 32,768.
+    pub max_detach_backlog: usize,
 }
 
 impl Default for ProbeConfig {
@@ -324,6 +335,8 @@ impl Default for ProbeConfig {
             tls_system_wide: false,
             syscall_hooks: SyscallHooks::Auto,
             max_pending_events: 65_536,
+            uprobe_events: true,
+            max_detach_backlog: 0,
         }
     }
 }
@@ -413,6 +426,11 @@ pub struct ChainConfig {
     /// How often a chain worker checkpoints its state and then commits its input offsets, ms;
     /// 0 = no checkpoint (a restarted worker starts empty from the committed offsets).
     pub checkpoint_interval_ms: u64,
+    /// This chain worker's name in its group for cross-member stitching (its records on the
+    /// stitch topic, its own consumer group `<group>-stitch-<member_id>` there); unset =
+    /// `<host name>-<pid>`. Must differ between members; a stable one (the pod's name) keeps
+    /// the stitch group's offsets across restarts.
+    pub member_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -435,6 +453,7 @@ impl Default for ChainConfig {
             team_label: "namespace".into(),
             checkpoint_dir: None,
             checkpoint_interval_ms: 1_000,
+            member_id: None,
         }
     }
 }

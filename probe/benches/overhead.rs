@@ -10,6 +10,8 @@
 //! Run: `cargo bench -p chainwatch-probe --bench overhead` (needs root, nginx-light, wrk, openssl).
 //! Each configuration runs `OVERHEAD_ROUNDS` times (default 3), interleaved, and the median is
 //! printed. Exits non-zero only when the setup fails; targets print PASS or MISS.
+//! `OVERHEAD_UPROBE_EVENTS=0` makes chainwatch attach its per-process uprobes with aya instead
+//! of through named uprobe events (`ProbeConfig::uprobe_events`), to compare the two.
 
 use std::io::{BufRead, BufReader};
 use std::num::NonZeroU32;
@@ -341,6 +343,7 @@ fn run_chainwatch(url: &str, duration: u64, root: u32, count_requests: bool, hoo
         selectors: vec![Selector::PidTree(root)],
         hold_exec: false,
         syscall_hooks: hooks,
+        uprobe_events: std::env::var("OVERHEAD_UPROBE_EVENTS").map(|v| v != "0").unwrap_or(true),
         ..ProbeConfig::default()
     };
     let mut probe = Probe::start(config).map_err(|e| format!("starting chainwatch: {e}"))?;
@@ -463,6 +466,7 @@ fn diff_loss(a: &LossCounters, b: &LossCounters) -> LossCounters {
         uprobe_attach_failures: a.uprobe_attach_failures.saturating_sub(b.uprobe_attach_failures),
         seed_events_dropped: a.seed_events_dropped.saturating_sub(b.seed_events_dropped),
         holds_timed_out: a.holds_timed_out.saturating_sub(b.holds_timed_out),
+        uprobe_attaches_deferred: a.uprobe_attaches_deferred.saturating_sub(b.uprobe_attaches_deferred),
     }
 }
 
@@ -515,6 +519,8 @@ fn report(configs: &[Config], samples: &[Vec<Sample>]) {
     };
     println!();
     println!("nginx 1 worker, {}-byte JSON over loopback TLS, wrk -t1 -c10, keep-alive; median of {} runs", BODY.len(), samples.first().map_or(0, Vec::len));
+    let via = if std::env::var("OVERHEAD_UPROBE_EVENTS").is_ok_and(|v| v == "0") { "aya per-process uprobes" } else { "named uprobe events" };
+    println!("chainwatch attaches its per-process uprobes through {via}");
     println!("{:<46} {:<12} {:>12}   runs", "configuration", "hooks", "requests/s");
     for (i, c) in configs.iter().enumerate() {
         let runs: Vec<String> = samples[i].iter().map(|s| format!("{:.0}", s.rps)).collect();

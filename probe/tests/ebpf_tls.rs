@@ -160,14 +160,16 @@ async fn watched_tls_server_side_is_captured() {
     let ready = dir.join("ready");
     let server_script = format!(
         "import socket, ssl\nctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\nctx.load_cert_chain({cert:?}, {key:?})\n\
-         srv = socket.create_server(('127.0.0.1', {port}))\nopen({ready:?}, 'w').close()\nc, _ = srv.accept()\ns = ctx.wrap_socket(c, server_side=True)\n\
+         srv = socket.create_server(('127.0.0.1', {port}))\nsrv.settimeout(50)\nopen({ready:?}, 'w').close()\nc, _ = srv.accept()\ns = ctx.wrap_socket(c, server_side=True)\n\
          req = b''\nwhile not req.endswith(b'\\r\\n\\r\\n'):\n    req += s.recv(4096)\n\
          s.sendall(b'HTTP/1.1 204 No Content\\r\\nConnection: close\\r\\n\\r\\n')\ns.close()\n"
     );
     let client_cert = cert.clone();
     let client = std::thread::spawn(move || {
-        // wait for the watched server to listen, then make one unwatched TLS request
-        for _ in 0..200 {
+        // wait for the watched server to listen, then make one unwatched TLS request; the wait
+        // is long because a loaded CI machine (and the kernel still closing uprobes of earlier
+        // tests) can take more than 10 s to start python under the probe
+        for _ in 0..1000 {
             if ready.exists() {
                 break;
             }

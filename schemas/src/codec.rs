@@ -19,7 +19,7 @@ use apache_avro::writer::datum::GenericDatumWriter;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::records::{Chain, ConnectionEvent, ProcessEvent, RawSegment, SemanticEvent, Violation};
+use crate::records::{Chain, ConnectionEvent, ProcessEvent, RawSegment, SemanticEvent, StitchRecord, Violation};
 
 /// Largest allocation the Avro decoder may make for one value (a hostile length prefix cannot
 /// make a worker allocate more than this).
@@ -183,6 +183,15 @@ fn writer_name(schema: &Schema) -> String {
     }
 }
 
+/// The single-object header of an `R` record (magic and schema fingerprint), for a writer
+/// that encodes the datum itself.
+pub fn single_object_header<R: AvroRecord>() -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..2].copy_from_slice(&MAGIC);
+    h[2..].copy_from_slice(&R::record_schema().fingerprint.0);
+    h
+}
+
 /// The fingerprint in a record's header, and the datum after it.
 pub fn split_header(bytes: &[u8]) -> Result<(Fingerprint, &[u8]), CodecError> {
     if bytes.len() < HEADER_LEN {
@@ -240,7 +249,7 @@ impl SchemaRegistry {
 }
 
 /// The current schema of every record on the bus.
-pub fn current_schemas() -> [&'static RecordSchema; 6] {
+pub fn current_schemas() -> [&'static RecordSchema; 7] {
     [
         RawSegment::record_schema(),
         ConnectionEvent::record_schema(),
@@ -248,6 +257,7 @@ pub fn current_schemas() -> [&'static RecordSchema; 6] {
         SemanticEvent::record_schema(),
         Chain::record_schema(),
         Violation::record_schema(),
+        StitchRecord::record_schema(),
     ]
 }
 
@@ -275,3 +285,4 @@ avro_record!(ProcessEvent, "io.chainwatch.ProcessEvent", "process_event.avsc");
 avro_record!(SemanticEvent, "io.chainwatch.SemanticEvent", "semantic_event.avsc");
 avro_record!(Chain, "io.chainwatch.Chain", "chain.avsc");
 avro_record!(Violation, "io.chainwatch.Violation", "violation.avsc");
+avro_record!(StitchRecord, "io.chainwatch.StitchRecord", "stitch_record.avsc");

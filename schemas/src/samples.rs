@@ -259,6 +259,36 @@ pub fn chain() -> Chain {
     }
 }
 
+/// A fragment: a service's query with an email in its rows, for the agent's chain elsewhere.
+pub fn stitch_record() -> StitchRecord {
+    let mut step = chain().steps[0].clone();
+    step.event_id = "svc-sql".into();
+    step.kind = "sql".into();
+    step.node = "node-b".into();
+    step.statement = Some("SELECT * FROM customers WHERE id = $1".into());
+    StitchRecord {
+        kind: StitchKind::Fragment,
+        origin_member: "chains-1".into(),
+        fragment_member: "chains-1".into(),
+        fragment_id: "svc-http".into(),
+        tuple_key: -42,
+        service: "node-b/gunicorn".into(),
+        start_ns: 1_700_000_000_000_000_000,
+        end_ns: 1_700_000_001_000_000_000,
+        steps: vec![StitchedStep {
+            step,
+            process_start_ns: 1_699_999_999_000_000_000,
+            role: ConnRole::Client,
+            depth: 0,
+            pii: vec![PiiFinding { pii_type: "email".into(), count: 1, fingerprints: vec!["f00d".into()], location: "response".into() }],
+            tool_calls: vec![StitchedToolCall { id: "call_1".into(), name: "lookup".into() }],
+            tool_result_ids: vec![],
+            full_prefix_hash: None,
+        }],
+        steps_cut: 3,
+    }
+}
+
 pub fn violation() -> Violation {
     let mut evidence = BTreeMap::new();
     evidence.insert("destination".into(), "personal-pastebin.com".into());

@@ -13,17 +13,21 @@ pub const SEMANTIC_EVENTS: &str = "cw.semantic.events";
 pub const CHAINS: &str = "cw.chains";
 /// Violations as OCSF Detection Finding JSON, keyed by chain id: what SIEMs subscribe to.
 pub const VIOLATIONS: &str = "cw.violations";
+/// Internal to the chain builder: served-exchange fragments and their claims between the
+/// members of its group (every member reads all of it), keyed by the sending member.
+pub const CHAIN_STITCH: &str = "cw.chains.stitch";
 /// Anything a stage could not decode, with the reason in the `cw.reason` header.
 pub const DEADLETTER: &str = "cw.deadletter";
 
 /// Every topic chainwatch uses, for topic creation and manifest checks.
-pub const ALL: [&str; 6] = [
+pub const ALL: [&str; 7] = [
     RAW_SEGMENTS,
     PROC_EVENTS,
     SEMANTIC_EVENTS,
     CHAINS,
     VIOLATIONS,
     DEADLETTER,
+    CHAIN_STITCH,
 ];
 
 /// Consumer group of the parser workers.

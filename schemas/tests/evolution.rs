@@ -134,3 +134,8 @@ fn chain_evolves() {
 fn violation_evolves() {
     check(samples::violation(), |r| r.tags.clear());
 }
+
+#[test]
+fn stitch_record_evolves() {
+    check(samples::stitch_record(), |r| r.steps_cut = 0);
+}

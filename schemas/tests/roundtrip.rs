@@ -62,11 +62,20 @@ fn violation_roundtrips() {
 }
 
 #[test]
+fn stitch_record_roundtrips() {
+    roundtrip(samples::stitch_record());
+    let mut claim = samples::stitch_record();
+    claim.kind = chainwatch_schemas::StitchKind::Claim;
+    claim.steps.clear();
+    roundtrip(claim);
+}
+
+#[test]
 fn every_schema_has_a_distinct_fingerprint() {
     let mut fps: Vec<_> = current_schemas().iter().map(|s| s.fingerprint).collect();
     fps.sort_by_key(|f| f.0);
     fps.dedup();
-    assert_eq!(fps.len(), 6);
+    assert_eq!(fps.len(), 7);
 }
 
 #[test]

@@ -159,6 +159,9 @@ pub struct ProbeSnapshot {
     /// Processes held at exec that the timeout continued before their exec record was handled
     /// (`LossCounters::holds_timed_out`): their early TLS plaintext may be missed.
     pub holds_timed_out: u64,
+    /// Watched processes whose uprobes were put off by the uprobe detach backlog's cap
+    /// (`LossCounters::uprobe_attaches_deferred`): what they sent meanwhile was not captured.
+    pub uprobe_attaches_deferred: u64,
     /// Records the decoder refused (`LossCounters::undecodable`).
     pub undecodable: u64,
     /// /proc seed events dropped on a full channel (`LossCounters::seed_events_dropped`).
@@ -173,7 +176,7 @@ pub struct ProbeSnapshot {
 
 /// Metrics of the probe: `chainwatch.probe.segments`, `.payload` (By),
 /// `.losses{reason = ring_full | truncated | unpaired_ssl | map_full | read_fault | undecodable |
-/// seed_dropped | no_connection | hold_timeout}` (events), `.evictions{table}`,
+/// seed_dropped | no_connection | hold_timeout | uprobes_deferred}` (events), `.evictions{table}`,
 /// `.uprobe_attach_failures` and
 /// `.lost_payload{reason = ring_full | truncated | unpaired_ssl | gap}` (By). In Prometheus:
 /// `chainwatch_probe_segments_total`, `chainwatch_probe_payload_bytes_total`, ...
@@ -197,6 +200,7 @@ impl ProbeMetrics {
                 o(s.seed_events_dropped, &with(a, "reason", "seed_dropped"));
                 o(s.segments_without_connection, &with(a, "reason", "no_connection"));
                 o(s.holds_timed_out, &with(a, "reason", "hold_timeout"));
+                o(s.uprobe_attaches_deferred, &with(a, "reason", "uprobes_deferred"));
             }),
             m.counter("chainwatch.probe.lost_payload", "By", "Payload bytes lost, by reason", |s, a, o| {
                 o(s.ring_full_bytes, &with(a, "reason", "ring_full"));
@@ -272,7 +276,7 @@ impl ParserMetrics {
 // ---------------------------------------------------------------- chain builder
 
 /// The chain builder's totals since start (`open_chains` is the current count).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChainSnapshot {
     pub events_in: u64,
     pub open_chains: u64,
@@ -289,13 +293,29 @@ pub struct ChainSnapshot {
     pub checkpoint_restore_ms: u64,
     pub checkpoints_missing: u64,
     pub checkpoints_rejected: u64,
+    /// Cross-member stitching (see the chain worker): fragments published and received,
+    /// fragments joined into a local client's chain (claimed), claims of this member's
+    /// fragments, fragments nobody claimed, and records dropped (late, expired, capped, a claim
+    /// for no waiting fragment).
+    pub stitch_fragments_published: u64,
+    pub stitch_fragments_received: u64,
+    pub stitch_claimed: u64,
+    pub stitch_claims_received: u64,
+    pub stitch_unclaimed: u64,
+    pub stitch_dropped: u64,
+    /// The builder's bounds hit, by kind (fingerprints past a step's cap, chains closed with
+    /// their PII flows cut, chains split at max_steps, stitches refused at max_depth, tuple and
+    /// window index evictions, closed chains forgotten early).
+    pub cap_hits: Vec<(&'static str, u64)>,
 }
 
 /// Metrics of the chain builder: `chainwatch.chains.events`, `.open` (gauge), `.closed`,
 /// `.evicted`, `.late_events`, and of the chain worker's state checkpoints:
 /// `chainwatch.chains.checkpoints{outcome}` (written, error, missing, rejected),
 /// `.checkpoint.size` (By, gauge), `.checkpoint.write_time` and `.checkpoint.restore_time`
-/// (ms, gauges).
+/// (ms, gauges), and of cross-member stitching: `chainwatch.chains.stitch{outcome}`
+/// (fragment_published, fragment_received, claimed, claim_received, unclaimed, dropped), and
+/// `chainwatch.chains.cap_hits{kind}` (see `ChainSnapshot::cap_hits`).
 pub struct ChainMetrics {
     _counters: Vec<ObservableCounter<u64>>,
     _open: ObservableGauge<u64>,
@@ -317,6 +337,11 @@ impl ChainMetrics {
             ),
         ];
         let open = m.gauge("chainwatch.chains.open", "{chain}", "Chains currently open", |s, a, o| o(s.open_chains, a));
+        counters.push(m.counter("chainwatch.chains.cap_hits", "{hit}", "Bounds hit, by kind", |s, a, o| {
+            for (kind, n) in &s.cap_hits {
+                o(*n, &with(a, "kind", kind.to_string()));
+            }
+        }));
         counters.push(m.counter(
             "chainwatch.chains.checkpoints",
             "{checkpoint}",
@@ -327,6 +352,23 @@ impl ChainMetrics {
                     ("error", s.checkpoint_errors),
                     ("missing", s.checkpoints_missing),
                     ("rejected", s.checkpoints_rejected),
+                ] {
+                    o(n, &with(a, "outcome", outcome.to_string()));
+                }
+            },
+        ));
+        counters.push(m.counter(
+            "chainwatch.chains.stitch",
+            "{record}",
+            "Cross-member stitching fragments and claims, by outcome",
+            |s, a, o| {
+                for (outcome, n) in [
+                    ("fragment_published", s.stitch_fragments_published),
+                    ("fragment_received", s.stitch_fragments_received),
+                    ("claimed", s.stitch_claimed),
+                    ("claim_received", s.stitch_claims_received),
+                    ("unclaimed", s.stitch_unclaimed),
+                    ("dropped", s.stitch_dropped),
                 ] {
                     o(n, &with(a, "outcome", outcome.to_string()));
                 }

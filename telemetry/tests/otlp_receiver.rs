@@ -403,6 +403,7 @@ async fn prometheus_endpoint_serves_counters_as_text() {
         gap_bytes: 17,
         undecodable: 2,
         holds_timed_out: 4,
+        uprobe_attaches_deferred: 6,
         connections_evicted: 3,
         ..Default::default()
     });
@@ -431,6 +432,7 @@ async fn prometheus_endpoint_serves_counters_as_text() {
     assert_eq!(sample("chainwatch_probe_losses_total{", "reason=\"ring_full\""), "5");
     assert_eq!(sample("chainwatch_probe_losses_total{", "reason=\"undecodable\""), "2");
     assert_eq!(sample("chainwatch_probe_losses_total{", "reason=\"hold_timeout\""), "4");
+    assert_eq!(sample("chainwatch_probe_losses_total{", "reason=\"uprobes_deferred\""), "6");
     assert_eq!(sample("chainwatch_probe_evictions_total{", "table=\"connections\""), "3");
     assert_eq!(sample("chainwatch_probe_lost_payload_bytes_total{", "reason=\"gap\""), "17");
     assert!(text.contains("# TYPE chainwatch_policy_evaluation_duration_seconds histogram"), "{text}");

@@ -143,7 +143,20 @@ fn distributed_pipeline_flags_the_exfiltration_and_not_its_benign_twin() {
     );
     println!("LATENCY by stage (ms after the upload's last byte): {}", stage_arrivals(&seen, chain, upload_end_ns));
     assert_eq!(chain.agent.tgid, exfil.pid as i32, "the chain belongs to the agent process:\n{}", describe(chain));
-    assert_exfiltration_chain(chain, &first.evidence_steps);
+    // The evidence indexes the steps of the chain version it was found on: a step that arrives
+    // late renumbers the ones after it, and the violation is re-emitted (version + 1) with the
+    // new indexes once the policy engine evaluates the later version. Check the latest version
+    // against the closed chain, after giving the engine time to see it.
+    let upload_index = chain.steps.iter().find(|s| s.kind == "upload").map(|s| i64::from(s.index));
+    let latest_of = |seen: &[Seen]| {
+        violations(seen).into_iter().filter(|v| v.uid == first.uid).max_by_key(|v| (v.version, v.at))
+    };
+    observer.wait_for(Duration::from_secs(15), |seen| {
+        latest_of(seen).is_some_and(|v| upload_index.is_some_and(|u| v.evidence_steps.contains(&u)))
+    });
+    let latest = latest_of(&observer.snapshot()).unwrap_or_else(|| first.clone());
+    println!("violation {} v{} evidence {:?} (first v{} evidence {:?})", latest.uid, latest.version, latest.evidence_steps, first.version, first.evidence_steps);
+    assert_exfiltration_chain(chain, &latest.evidence_steps);
 
     // 5. The benign twin.
     let benign = servers.run_agent(&agent, true);

@@ -10,8 +10,11 @@
 //!
 //! What is stored: everything the builder learned from its input (node names, the process tree,
 //! agents, chains and their slab, deadlines, held and dirty chains, unpublished output, the
-//! watermark, the stitching indexes, the cost ledger, the events waiting for their process).
-//! What is not: the configuration (idle gap, lateness, caps, prices, team label come from the
+//! watermark, the stitching indexes, the cost ledger, the events waiting for their process, and
+//! the cross-member stitching state: served requests still to offer, this member's fragments
+//! waiting for a claim, other members' fragments waiting for their client, records to publish).
+//! What is not: the configuration (idle gap, lateness, caps, prices, team label, member name and
+//! whether cross-member stitching is on come from the
 //! builder the state is restored into) and the counters (`BuilderStats` count this process's
 //! work). The process-tree and tuple-index caps and the watermark's lateness are part of their
 //! stored structures and keep the values they were checkpointed with.
@@ -24,7 +27,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::io::{BufReader, BufWriter, Read};
 
 use chainwatch_config::ChainConfig;
-use chainwatch_schemas::{Chain, SemanticEvent};
+use chainwatch_schemas::{Chain, SemanticEvent, StitchRecord};
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
@@ -32,14 +35,16 @@ use serde::{Deserialize, Serialize};
 
 use super::{AgentState, BuilderStats, ChainBuilder, Slot};
 use crate::chain_state::ChainHandle;
+use crate::chain_view::EncodedChain;
 use crate::cost::CostLedger;
 use crate::hashing::FastMap;
 use crate::process_tree::{NodeNames, ProcKey, ProcessTree};
-use crate::stitching::{ClientSide, ServerSide, TupleIndex};
+use crate::remote_stitch::{Exported, RemoteFragment};
+use crate::stitching::{ClientSide, ServerSide, TupleIndex, TupleKey};
 use crate::watermark::Watermark;
 
 /// The state format this build writes and reads.
-pub const CHECKPOINT_VERSION: u32 = 1;
+pub const CHECKPOINT_VERSION: u32 = 2;
 const MAGIC: &[u8; 4] = b"CWCB";
 /// Decompressed state accepted at most: a corrupt or hostile file stops here.
 const MAX_STATE_BYTES: u64 = 8 << 30;
@@ -82,6 +87,11 @@ struct StateRef<'a> {
     waiting_events: usize,
     waiting_due_ns: i64,
     nodes_with_processes: &'a [bool],
+    served_pending: &'a VecDeque<(i64, TupleKey)>,
+    exported: &'a TupleIndex<Exported>,
+    remote_fragments: &'a TupleIndex<RemoteFragment>,
+    stitch_out: &'a [StitchRecord],
+    out_encoded: &'a [EncodedChain],
 }
 
 /// The stored state, owned for reading (same fields, same order as `StateRef`).
@@ -108,6 +118,12 @@ struct State {
     waiting_events: usize,
     waiting_due_ns: i64,
     nodes_with_processes: Vec<bool>,
+    served_pending: VecDeque<(i64, TupleKey)>,
+    exported: TupleIndex<Exported>,
+    remote_fragments: TupleIndex<RemoteFragment>,
+    stitch_out: Vec<StitchRecord>,
+    #[serde(default)]
+    out_encoded: Vec<EncodedChain>,
 }
 
 impl ChainBuilder {
@@ -117,12 +133,12 @@ impl ChainBuilder {
         let ChainBuilder {
             // configuration: comes from the builder restored into
             idle_gap_ns: _, lateness_ns: _, max_steps: _, max_depth: _, max_open_chains: _, team_label: _,
-            prices: _, process_wait_ns: _,
+            prices: _, process_wait_ns: _, member: _, remote_stitching: _, encoded_output: _, memo: _,
             // this process's counters
             stats: _,
             nodes, tree, agents, slab, free, open_chains, closed_chains, deadlines, closed_order, held, dirty,
             out, watermark, clients, servers, ledger, last_sweep_ns, waiting, waiting_events, waiting_due_ns,
-            nodes_with_processes,
+            nodes_with_processes, served_pending, exported, remote_fragments, stitch_out, out_encoded,
         } = self;
         let state = StateRef {
             nodes,
@@ -146,6 +162,11 @@ impl ChainBuilder {
             waiting_events: *waiting_events,
             waiting_due_ns: *waiting_due_ns,
             nodes_with_processes,
+            served_pending,
+            exported,
+            remote_fragments,
+            stitch_out,
+            out_encoded,
         };
         let mut bytes = Vec::with_capacity(64 * 1024);
         bytes.extend_from_slice(MAGIC);
@@ -174,6 +195,8 @@ impl ChainBuilder {
             max_depth: self.max_depth, max_open_chains: self.max_open_chains,
             team_label: std::mem::take(&mut self.team_label), prices: std::mem::take(&mut self.prices),
             process_wait_ns: self.process_wait_ns,
+            member: std::mem::take(&mut self.member), remote_stitching: self.remote_stitching,
+            encoded_output: self.encoded_output, memo: std::mem::take(&mut self.memo),
             stats,
             nodes: state.nodes, tree: state.tree, agents: state.agents, slab: state.slab, free: state.free,
             open_chains: state.open_chains, closed_chains: state.closed_chains, deadlines: state.deadlines,
@@ -181,6 +204,8 @@ impl ChainBuilder {
             watermark: state.watermark, clients: state.clients, servers: state.servers, ledger: state.ledger,
             last_sweep_ns: state.last_sweep_ns, waiting: state.waiting, waiting_events: state.waiting_events,
             waiting_due_ns: state.waiting_due_ns, nodes_with_processes: state.nodes_with_processes,
+            served_pending: state.served_pending, exported: state.exported, remote_fragments: state.remote_fragments,
+            stitch_out: state.stitch_out, out_encoded: state.out_encoded,
         };
         *self = restored;
         Ok(())

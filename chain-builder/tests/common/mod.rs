@@ -183,3 +183,28 @@ pub fn seed_events(upload: bool) -> Vec<SemanticEvent> {
     }
     v
 }
+
+/// An agent on node-a calling an internal HTTP tool service (`service`, another process or
+/// node), which runs a query while it handles the request: the agent's plan, its call to the
+/// service (10.0.0.1:40000 -> 10.0.0.2:8080) and its next LLM call carrying the result; the
+/// service's query (one customer's email in the response) and its view of the request.
+pub struct StitchedService {
+    pub plan: SemanticEvent,
+    pub call: SemanticEvent,
+    pub next: SemanticEvent,
+    pub query: SemanticEvent,
+    pub served: SemanticEvent,
+}
+
+pub fn stitched_service(service: P<'_>) -> StitchedService {
+    let plan = llm("plan", AGENT, 0, 800, &["s", "s+u"], &[("call_lookup", "lookup_customer")], &[]);
+    let mut call = event("tool-http", AGENT, "http", 1_000, 1_400, "tools.internal", "internal");
+    call.tuple = Some(tuple("10.0.0.1", 40_000, "10.0.0.2", 8_080));
+    let next = llm("next", AGENT, 1_500, 2_000, &["s", "s+u", "s+u+a+t"], &[], &["call_lookup"]);
+    let mut query = sql("svc-sql", service, 1_100, 1_200, "SELECT * FROM customers WHERE id = $1", 1);
+    query.pii = vec![pii("response", &emails(1))];
+    let mut served = event("svc-http", service, "http", 1_010, 1_390, "tools.internal", "internal");
+    served.role = ConnRole::Server;
+    served.tuple = Some(tuple("10.0.0.2", 8_080, "10.0.0.1", 40_000));
+    StitchedService { plan, call, next, query, served }
+}

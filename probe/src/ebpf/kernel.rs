@@ -6,6 +6,7 @@ use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{RawTracePoint, TracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
 
+use super::uprobe_events::UprobeEvents;
 use super::uprobes::{Janitor, LibraryHooks, LIBC, LIBSSL};
 use super::{ProbeError, SyscallHooks};
 
@@ -117,6 +118,10 @@ pub struct Kernel {
     pub ssl: LibraryHooks,
     /// libc socket-call uprobes of watched processes (`SyscallHooks::Libc`).
     pub libc: LibraryHooks,
+    /// Named uprobe events the per-process uprobes are attached through (cheap to detach);
+    /// `None`: aya's per-process uprobes. After `ssl` and `libc`: their perf events must be
+    /// closed before the events are removed.
+    pub uprobe_events: Option<UprobeEvents>,
     /// Detaches the links of both sets, giving way to attaches.
     pub janitor: Janitor,
     /// How the socket calls are hooked (resolved: never `Auto`).
@@ -125,6 +130,13 @@ pub struct Kernel {
     pub tls: bool,
     /// Watched processes userspace has reported (exec, fork or /proc), to report their exit.
     pub tracked: std::collections::HashSet<u32>,
+    /// Uprobe links waiting for the janitor past which a newly watched process gets none (see
+    /// `attach_process`).
+    pub detach_backlog_cap: usize,
+    /// Watched processes whose uprobes were put off by `detach_backlog_cap`.
+    pub deferred: std::collections::HashSet<u32>,
+    /// Processes ever put off (`LossCounters::uprobe_attaches_deferred`).
+    pub deferred_total: u64,
 }
 
 fn map<T>(ebpf: &mut Ebpf, name: &str) -> Result<T, ProbeError>
@@ -168,7 +180,10 @@ impl Kernel {
             mount_if_missing("/sys/kernel/tracing", "tracefs");
         }
         config.exit_has_group_dead = exit_has_group_dead() as u32;
+        // `task_calls` is task-local storage, which aya 0.14 creates but has no typed wrapper
+        // for (userspace never touches it)
         let mut ebpf = EbpfLoader::new()
+            .allow_unsupported_maps()
             .map_max_entries("events", ring_bytes)
             .load(object())
             .map_err(|e| ProbeError::Load(Box::new(e)))?;
@@ -213,10 +228,14 @@ impl Kernel {
             config: cfg,
             ssl: LibraryHooks::new(&LIBSSL, janitor.clone()),
             libc: LibraryHooks::new(&LIBC, janitor.clone()),
+            uprobe_events: None,
             janitor,
             syscall_hooks,
             tls,
             tracked: std::collections::HashSet::new(),
+            detach_backlog_cap: usize::MAX,
+            deferred: std::collections::HashSet::new(),
+            deferred_total: 0,
             ebpf,
         };
         Ok((kernel, ring))
@@ -225,13 +244,31 @@ impl Kernel {
     /// Attach the per-process uprobes this probe uses (libc in libc mode, then libssl with TLS)
     /// to every copy of those libraries `tgid` has mapped or will map. Libraries already probed
     /// for it are skipped, so this is also the periodic rescan.
+    ///
+    /// With aya's uprobes (no `uprobe_events`), every link is an fd until the janitor closes it,
+    /// and the kernel closes only ~9 a second: when `detach_backlog_cap` links wait, a process
+    /// that has no uprobes yet gets none
+    /// (its traffic is not captured, and it is counted once in `deferred_total`). The periodic
+    /// rescan attaches it once the backlog is below the cap. This keeps the probe's fds (and the
+    /// kernel's uprobe objects) bounded when watched processes start and exit faster than the
+    /// kernel can detach.
     pub fn attach_process(&mut self, tgid: u32) -> Result<(), ProbeError> {
+        let has_uprobes = self.libc.is_attached(tgid) || self.ssl.is_attached(tgid);
+        // named uprobe events detach at once: only aya's uprobes build a backlog
+        if !has_uprobes && self.uprobe_events.is_none() && self.janitor.backlog() >= self.detach_backlog_cap {
+            if self.deferred.insert(tgid) {
+                self.deferred_total += 1;
+                tracing::debug!(tgid, backlog = self.janitor.backlog(), "uprobes deferred: detach backlog at its cap");
+            }
+            return Ok(());
+        }
+        self.deferred.remove(&tgid);
         let _no_detach_meanwhile = self.janitor.attaching();
         if self.syscall_hooks == SyscallHooks::Libc {
-            self.libc.attach(&mut self.ebpf, tgid)?;
+            self.libc.attach(&mut self.ebpf, self.uprobe_events.as_mut(), tgid)?;
         }
         if self.tls {
-            self.ssl.attach(&mut self.ebpf, tgid)?;
+            self.ssl.attach(&mut self.ebpf, self.uprobe_events.as_mut(), tgid)?;
         }
         Ok(())
     }
@@ -250,6 +287,7 @@ impl Kernel {
 
     /// Detach every per-process uprobe of `tgid` (it exited or is no longer watched).
     pub fn detach_process(&mut self, tgid: u32) {
+        self.deferred.remove(&tgid);
         self.libc.detach(tgid);
         self.ssl.detach(tgid);
     }

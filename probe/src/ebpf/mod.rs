@@ -3,6 +3,7 @@
 
 mod kernel;
 mod reader;
+mod uprobe_events;
 mod uprobes;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -124,6 +125,14 @@ pub struct ProbeConfig {
     pub channel_capacity: usize,
     /// Emit ProcessEvent(Existing) and connection opens found in /proc for processes watched after start.
     pub seed_from_proc: bool,
+    /// Uprobe links waiting to be closed past which a newly watched process gets no uprobes
+    /// until the backlog drains (counted in `LossCounters::uprobe_attaches_deferred`). `None`:
+    /// a quarter of the open-file limit, at most 32,768.
+    pub max_detach_backlog: Option<usize>,
+    /// Attach per-process uprobes as perf events on named tracefs uprobe events (detached at
+    /// once) rather than one aya uprobe each (the kernel detaches ~9 a second); falls back to
+    /// aya's when tracefs' uprobe_events cannot be written. See `uprobe_events.rs`.
+    pub uprobe_events: bool,
 }
 
 impl Default for ProbeConfig {
@@ -139,21 +148,36 @@ impl Default for ProbeConfig {
             ring_buffer_bytes: 16 * 1024 * 1024,
             channel_capacity: 4096,
             seed_from_proc: true,
+            max_detach_backlog: None,
+            uprobe_events: true,
         }
     }
 }
 
 /// Every uprobe link is a perf-event fd (about 27 libc and 16 libssl per watched process): lift
 /// the soft open-file limit to the hard one so a large watched tree does not run out of fds.
-fn raise_open_file_limit() {
+/// Returns the soft limit now in force.
+fn raise_open_file_limit() -> u64 {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
+            }
         }
     }
+    lim.rlim_cur
+}
+
+/// The default `max_detach_backlog`: a quarter of the open-file limit (the rest stays for the
+/// live processes' links, the bus and /proc), at most 32,768.
+fn default_detach_backlog_cap(open_file_limit: u64) -> usize {
+    usize::try_from(open_file_limit / 4).unwrap_or(usize::MAX).clamp(64, 32_768)
 }
 
 fn hostname() -> String {
@@ -180,6 +204,10 @@ pub struct LossCounters {
     /// Processes held at exec that were continued by the timeout, before their exec record
     /// was handled (their SSL uprobes may attach late: early TLS plaintext can be missed).
     pub holds_timed_out: u64,
+    /// Watched processes whose uprobes were put off because too many uprobe links were waiting
+    /// to be closed (`ProbeConfig::max_detach_backlog`): what they sent before the backlog
+    /// drained and the rescan attached them was not captured.
+    pub uprobe_attaches_deferred: u64,
 }
 
 /// Kernel statistics of one program.
@@ -242,8 +270,15 @@ impl Probe {
             port_filter: !config.ports.is_empty() as u32,
             reserved: 0,
         };
-        raise_open_file_limit();
-        let (kernel, ring) = Kernel::load(kcfg, config.ring_buffer_bytes, syscall_hooks, config.tls)?;
+        let open_file_limit = raise_open_file_limit();
+        let (mut kernel, ring) = Kernel::load(kcfg, config.ring_buffer_bytes, syscall_hooks, config.tls)?;
+        kernel.detach_backlog_cap = config.max_detach_backlog.unwrap_or_else(|| default_detach_backlog_cap(open_file_limit));
+        if config.uprobe_events && uses_uprobes {
+            match uprobe_events::UprobeEvents::new() {
+                Ok(events) => kernel.uprobe_events = Some(events),
+                Err(e) => tracing::warn!(error = %e, "named uprobe events unavailable: per-process uprobes are aya's (each detach waits ~100 ms)"),
+            }
+        }
         tracing::info!(syscall_hooks = syscall_hooks.as_str(), tls = config.tls, "probe loaded");
         let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
         let shared = Arc::new(Shared {
@@ -449,6 +484,12 @@ impl Probe {
         self.events.take()
     }
 
+    /// The tracefs group of the named uprobe events this probe attaches through (`None`: aya's
+    /// per-process uprobes). The probe removes it when it stops.
+    pub fn uprobe_event_group(&self) -> Result<Option<String>, ProbeError> {
+        Ok(self.shared.lock()?.uprobe_events.as_ref().map(|e| e.group().to_string()))
+    }
+
     /// Every loss counted so far.
     pub fn loss_counters(&self) -> Result<LossCounters, ProbeError> {
         let k = self.shared.lock()?;
@@ -466,6 +507,7 @@ impl Probe {
             uprobe_attach_failures: k.ssl.failures + k.libc.failures,
             seed_events_dropped: self.shared.channel_full.load(Ordering::Relaxed),
             holds_timed_out: self.shared.holds_timed_out.load(Ordering::Relaxed),
+            uprobe_attaches_deferred: k.deferred_total,
         })
     }
 

@@ -1,8 +1,9 @@
 //! Per-process uprobes on a shared library: OpenSSL (TLS plaintext) and, with
 //! `SyscallHooks::Libc`, libc's socket-call wrappers. The library is found through
 //! /proc/PID/maps and the library dirs under /proc/PID/root (before it is mapped: a uprobe on a
-//! file is installed when the process maps it later), and every probe is attached with
-//! `UProbeScope::OneProcess`, so processes that are not watched never trap.
+//! file is installed when the process maps it later), and every probe is attached to the one
+//! process (a perf event on a named uprobe event, `uprobe_events.rs`, or aya's
+//! `UProbeScope::OneProcess`), so processes that are not watched never trap.
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
@@ -17,6 +18,7 @@ use aya::programs::UProbe;
 use aya::Ebpf;
 
 use super::kernel::program;
+use super::uprobe_events::{UprobeEvents, UprobeEventsError};
 use super::ProbeError;
 use crate::procfs;
 
@@ -196,6 +198,11 @@ impl Janitor {
         }
     }
 
+    /// Links waiting to be closed (probes in this process share them).
+    pub fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
     /// The janitor starts no detach while the returned guard lives.
     pub fn attaching(&self) -> AttachGuard<'_> {
         self.attaching.fetch_add(1, Ordering::AcqRel);
@@ -273,8 +280,17 @@ pub fn symbol_offsets(path: &Path, symbols: &[&'static str], skip_single_thread_
 struct PidAttachments {
     /// (dev, inode) of each copy of the library already probed for this process.
     libraries: HashSet<(u64, u64)>,
-    /// Owned links: dropping one detaches it.
+    /// Owned aya links (when named uprobe events are not available): dropping one detaches it,
+    /// slowly (the janitor does it).
     links: Vec<UProbeLink>,
+    /// Perf events on named uprobe events (`UprobeEvents`): dropping one detaches it at once.
+    events: Vec<std::os::fd::OwnedFd>,
+}
+
+impl PidAttachments {
+    fn is_empty(&self) -> bool {
+        self.links.is_empty() && self.events.is_empty()
+    }
 }
 
 /// The uprobe links of one library in every watched process.
@@ -295,25 +311,38 @@ impl LibraryHooks {
         LibraryHooks { library, per_pid: HashMap::new(), offsets: HashMap::new(), failures: 0, janitor }
     }
 
+    /// Whether the process has links of this library.
+    pub fn is_attached(&self, tgid: u32) -> bool {
+        self.per_pid.get(&tgid).is_some_and(|a| !a.is_empty())
+    }
+
     /// Processes with at least one copy of the library probed.
     pub fn attached_pids(&self) -> Vec<u32> {
-        self.per_pid.iter().filter(|(_, a)| !a.links.is_empty()).map(|(p, _)| *p).collect()
+        self.per_pid.iter().filter(|(_, a)| !a.is_empty()).map(|(p, _)| *p).collect()
     }
 
     /// Attach to every copy of the library the process has or will load that is not probed
-    /// yet. Returns the number of copies newly probed.
-    pub fn attach(&mut self, ebpf: &mut Ebpf, tgid: u32) -> Result<usize, ProbeError> {
+    /// yet: through `events` (named uprobe events) when given, else with aya's per-process
+    /// uprobes (also where an event cannot be made). Returns the number of copies newly probed.
+    pub fn attach(&mut self, ebpf: &mut Ebpf, events: Option<&mut UprobeEvents>, tgid: u32) -> Result<usize, ProbeError> {
         let Some(pid) = NonZeroU32::new(tgid) else { return Ok(0) };
-        self.attach_scoped(ebpf, tgid, tgid, UProbeScope::OneProcess(pid))
+        self.attach_scoped(ebpf, events, tgid, tgid, UProbeScope::OneProcess(pid))
     }
 
     /// Attach to the host's copy for every process (the `all` selector asked for it).
     /// Recorded under key 0. Every process that calls the library then traps, watched or not.
     pub fn attach_system_wide(&mut self, ebpf: &mut Ebpf) -> Result<usize, ProbeError> {
-        self.attach_scoped(ebpf, 0, 1, UProbeScope::AllProcesses)
+        self.attach_scoped(ebpf, None, 0, 1, UProbeScope::AllProcesses)
     }
 
-    fn attach_scoped(&mut self, ebpf: &mut Ebpf, key_pid: u32, lookup_pid: u32, scope: UProbeScope) -> Result<usize, ProbeError> {
+    fn attach_scoped(
+        &mut self,
+        ebpf: &mut Ebpf,
+        mut events: Option<&mut UprobeEvents>,
+        key_pid: u32,
+        lookup_pid: u32,
+        scope: UProbeScope,
+    ) -> Result<usize, ProbeError> {
         let mut added = 0;
         let started = std::time::Instant::now();
         for lib in library_candidates(self.library, lookup_pid) {
@@ -338,6 +367,23 @@ impl LibraryHooks {
                     continue;
                 };
                 let p: &mut UProbe = program(ebpf, prog)?;
+                if let Some(ev) = events.as_deref_mut() {
+                    match ev.attach(prog, p, &lib, key, *offset, key_pid) {
+                        Ok(fd) => {
+                            entry.events.push(fd);
+                            continue;
+                        }
+                        Err(e @ UprobeEventsError::PerfOpen { .. }) => {
+                            // the process is gone (or the kernel refused it): aya would fail too
+                            self.failures += 1;
+                            tracing::debug!(key_pid, symbol, lib = %lib.display(), error = %e, "uprobe attach failed");
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::debug!(key_pid, symbol, lib = %lib.display(), error = %e, "named uprobe event unusable: aya uprobe instead");
+                        }
+                    }
+                }
                 match p.attach(UProbeAttachLocation::AbsoluteOffset(*offset), &lib, scope).and_then(|id| p.take_link(id)) {
                     Ok(link) => entry.links.push(link),
                     Err(e) => {
@@ -363,7 +409,10 @@ impl LibraryHooks {
     /// Detach everything attached for a process (it exited or is no longer watched).
     pub fn detach(&mut self, tgid: u32) {
         let Some(entry) = self.per_pid.remove(&tgid) else { return };
-        self.janitor.detach(entry.links);
+        drop(entry.events);
+        if !entry.links.is_empty() {
+            self.janitor.detach(entry.links);
+        }
     }
 }
 

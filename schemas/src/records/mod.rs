@@ -6,6 +6,7 @@ mod connection_event;
 mod process_event;
 mod raw_segment;
 mod semantic_event;
+mod stitch_record;
 mod violation;
 
 pub use chain::*;
@@ -14,4 +15,5 @@ pub use connection_event::*;
 pub use process_event::*;
 pub use raw_segment::*;
 pub use semantic_event::*;
+pub use stitch_record::*;
 pub use violation::*;

@@ -97,6 +97,9 @@ pub struct OcsfViolation {
     pub uid: String,
     pub title: String,
     pub chain_id: String,
+    /// The violation's version: re-emitted with version + 1 when its evidence changes (a late
+    /// step renumbers the chain's steps, and `evidence_steps` index the chain's steps).
+    pub version: i64,
     pub evidence_steps: Vec<i64>,
     pub json: serde_json::Value,
 }
@@ -115,6 +118,7 @@ pub fn violations(seen: &[Seen]) -> Vec<OcsfViolation> {
                 uid: text(&json["finding_info"]["uid"]),
                 title: text(&json["finding_info"]["title"]),
                 chain_id: text(&json["unmapped"]["chain_id"]),
+                version: json["unmapped"]["violation_version"].as_i64().unwrap_or(0),
                 evidence_steps: json["unmapped"]["evidence_steps"]
                     .as_array()
                     .map(|a| a.iter().filter_map(|v| v.as_i64()).collect())
