@@ -895,15 +895,18 @@ int raw_exec(void *ctx)
 		ev->argv_len = len;
 	else if (len)
 		count_loss(CW_LOSS_READ_FAULT, 1);
-	send_proc_event(ev);
 	if (w && cfg->hold_exec) {
-		/* stop before the first user instruction; userspace attaches the SSL uprobes, then SIGCONT */
+		/* stop before the first user instruction; userspace attaches the uprobes, then SIGCONT.
+		 * Held and stopped before the record goes out: userspace may answer the record at once
+		 * (nothing to attach), and a SIGCONT sent before this SIGSTOP would leave the process
+		 * stopped for good, with no `held` entry left for the timeout to find. */
 		__u64 now = bpf_ktime_get_ns();
 		if (bpf_map_update_elem(&held, &tgid, &now, BPF_ANY) == 0)
 			bpf_send_signal(CW_SIGSTOP);
 		else
 			count_loss(CW_LOSS_MAP_FULL, 1);
 	}
+	send_proc_event(ev);
 	return 0;
 }
 
