@@ -64,3 +64,78 @@ fn capture_prints_the_commands_process_connection_and_bytes() {
     assert!(records.iter().any(|r| matches!(r, JsonRecord::ProcessEvent(p) if p.kind == ProcessEventKind::Exit && p.tgid == exec.tgid && p.exit_code == Some(0))));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// (state, ppid, comm) of every process, from /proc/PID/stat.
+fn processes() -> Vec<(u32, char, u32, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let comm = stat[open + 1..close].to_string();
+        let mut rest = stat[close + 1..].split_whitespace();
+        let state = rest.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid = rest.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        out.push((pid, state, ppid, comm));
+    }
+    out
+}
+
+/// Wait up to `secs` for `found` to give something.
+fn wait_for<T>(secs: u64, mut found: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(t) = found() {
+            return Some(t);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The kernel program stops a watched process at exec until the probe has attached its uprobes.
+/// A probe killed (SIGKILL) while it holds one must not leave it stopped: its guardian process
+/// continues it. The probe is frozen (SIGSTOP) first, so the hold cannot be released by the
+/// probe itself, then killed.
+#[test]
+fn a_killed_probe_leaves_no_process_stopped_at_exec() {
+    let dir = std::env::temp_dir().join(format!("cw-capture-kill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let done = dir.join("done");
+    let _ = std::fs::remove_file(&done);
+    let script = format!("sleep 1; /bin/true; echo ok > {}", done.display());
+    let mut probe = Command::new(env!("CARGO_BIN_EXE_chainwatch"))
+        .args(["capture", "--", "/bin/sh", "-c", &script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let probe_pid = probe.id();
+    let sh = wait_for(20, || processes().into_iter().find(|p| p.2 == probe_pid && p.3 == "sh" && p.1 != 'T').map(|p| p.0));
+    let Some(sh) = sh else {
+        let _ = probe.kill();
+        panic!("the captured shell did not start");
+    };
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(probe_pid as i32, libc::SIGSTOP) };
+    // the next child the shell starts (sleep, or true if sleep was continued before the freeze)
+    let held = wait_for(10, || processes().into_iter().find(|p| p.2 == sh && matches!(p.1, 'T' | 't')).map(|p| p.0));
+    // SAFETY: as above.
+    unsafe { libc::kill(probe_pid as i32, libc::SIGKILL) };
+    let _ = probe.wait();
+    let finished = wait_for(10, || done.exists().then_some(()));
+    if finished.is_none() {
+        // leave nothing behind, then fail
+        for p in processes().into_iter().filter(|p| p.0 == sh || p.2 == sh) {
+            // SAFETY: processes this test started.
+            unsafe {
+                libc::kill(p.0 as i32, libc::SIGCONT);
+                libc::kill(p.0 as i32, libc::SIGKILL);
+            }
+        }
+    }
+    assert!(held.is_some(), "no child of the shell was seen stopped at exec while the probe was frozen");
+    assert!(finished.is_some(), "the process held at exec stayed stopped after the probe was killed");
+}

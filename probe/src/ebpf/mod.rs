@@ -1,6 +1,7 @@
 //! The eBPF probe: `Probe::start(config)` loads and attaches the kernel programs,
 //! `watch_pid` adds a process tree, `events()` hands out the decoded events.
 
+mod hold_guardian;
 mod kernel;
 mod reader;
 mod uprobe_events;
@@ -247,6 +248,9 @@ pub struct Probe {
     tx: mpsc::Sender<ProbeEvent>,
     events: Option<mpsc::Receiver<ProbeEvent>>,
     reader: Option<std::thread::JoinHandle<()>>,
+    /// Continues the processes held at exec if this process dies without dropping the probe;
+    /// dropped (killed) after `drop` continued them itself.
+    _hold_guardian: Option<hold_guardian::HoldGuardian>,
 }
 
 impl Probe {
@@ -290,8 +294,23 @@ impl Probe {
             channel_full: AtomicU64::new(0),
             holds_timed_out: AtomicU64::new(0),
         });
+        // started before anything can be held: a probe killed from now on leaves nobody stopped
+        let hold_guardian = if kcfg.hold_exec != 0 {
+            use aya::maps::IterableMap;
+            use std::os::fd::AsFd;
+            let kernel = shared.lock()?;
+            match hold_guardian::HoldGuardian::start(kernel.held.map().fd().as_fd()) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no guardian for processes held at exec: a killed probe would leave them stopped");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let reader = reader::spawn(shared.clone(), ring, tx.clone());
-        let probe = Probe { shared, tx, events: Some(rx), reader: Some(reader) };
+        let probe = Probe { shared, tx, events: Some(rx), reader: Some(reader), _hold_guardian: hold_guardian };
         probe.apply_selectors()?;
         Ok(probe)
     }
