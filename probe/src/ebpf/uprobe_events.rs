@@ -163,7 +163,7 @@ impl EventGroup {
         write_definition(&self.tracefs, &line).map_err(|error| UprobeEventsError::Define { line: line.clone(), error })?;
         let linked = self.link_program(&full, program_name, program);
         if linked.is_err() {
-            self.remove(&name);
+            let _ = self.remove(&name);
         }
         let (id, anchor_link) = linked?;
         Ok(TraceEvent { name, id, _anchor_link: anchor_link })
@@ -194,8 +194,8 @@ impl EventGroup {
     }
 
     /// Remove the definition of event `name` (refused by the kernel while it is in use).
-    fn remove(&self, name: &str) {
-        let _ = write_definition(&self.tracefs, &format!("-:{}/{name}\n", self.name));
+    fn remove(&self, name: &str) -> std::io::Result<()> {
+        write_definition(&self.tracefs, &format!("-:{}/{name}\n", self.name))
     }
 }
 
@@ -203,6 +203,9 @@ impl EventGroup {
 fn write_definition(tracefs: &Path, line: &str) -> std::io::Result<()> {
     OpenOptions::new().append(true).open(tracefs.join("uprobe_events"))?.write_all(line.as_bytes())
 }
+
+/// How long a stopping probe retries removing events still in use.
+const REMOVE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Drop for UprobeEvents {
     /// Close the anchors' perf events (each waits for a grace period), then remove the events.
@@ -213,8 +216,21 @@ impl Drop for UprobeEvents {
         let started = std::time::Instant::now();
         self.events.clear();
         tracing::debug!(group = %self.group.name, events = names.len(), elapsed_ms = started.elapsed().as_millis() as u64, "uprobe events' programs detached");
-        for name in names {
-            self.group.remove(&name);
+        // An event stays in use while any copy of a perf event on it is open: a child forked
+        // by another thread of this process holds copies until it execs (close-on-exec). Give
+        // such a child REMOVE_PATIENCE; what is still left is removed by the next probe that
+        // starts after this process is gone.
+        let mut left = names;
+        let deadline = started + REMOVE_PATIENCE;
+        loop {
+            left.retain(|name| self.group.remove(name).is_err());
+            if left.is_empty() || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if !left.is_empty() {
+            tracing::warn!(group = %self.group.name, events = left.len(), "uprobe events still in use at stop, left for the next start to remove");
         }
     }
 }
