@@ -30,7 +30,7 @@ use chainwatch_schemas::{AgentRef, Chain, ChainStatus, ConnRole, ProcessEvent, S
 use crate::agent::agent_ref;
 use crate::attribution::AttributionMemo;
 use crate::chain_state::{ChainHandle, ChainState, TAG_EVENT, TAG_PREFIX, TAG_TOOL, fnv64};
-use crate::chain_avro::{SplitEncoding, encode_chain_split};
+use crate::chain_avro::encode_chain_reusing;
 use crate::chain_view::EncodedChain;
 use crate::cost::{CostLedger, PriceTable};
 use crate::hashing::FastMap;
@@ -508,12 +508,19 @@ impl ChainBuilder {
         else {
             return;
         };
-        if self.encoded_output
-            && let Some(last) = c.last_encoding.take()
+        if !self.encoded_output {
+            let view = c.view(&mut self.memo);
+            self.out.push(view.to_chain());
+            return;
+        }
+        let open = c.status == ChainStatus::Open;
+        let previous = c.last_encoding.take();
+        if c.encoding_current
+            && let Some(last) = previous
         {
-            // Unchanged since its last version (a change drops the encoding): the same bytes
-            // with this version and status (a closing takes them: nothing is kept after it).
-            let bytes = if c.status == ChainStatus::Open {
+            // Unchanged since its last version: the same bytes with this version and status (a
+            // closing takes them: nothing is kept after it).
+            let bytes = if open {
                 let bytes = last.with_version(c.version, c.status);
                 c.last_encoding = Some(last);
                 bytes
@@ -523,18 +530,18 @@ impl ChainBuilder {
             self.out_encoded.push(EncodedChain { chain_id: c.chain_id.clone(), version: c.version, bytes });
             return;
         }
+        let unmoved = c.unmoved_steps;
         let view = c.view(&mut self.memo);
-        if !self.encoded_output {
-            self.out.push(view.to_chain());
-            return;
-        }
-        let encoding = encode_chain_split(&view);
-        let (chain_id, version, open) = (view.chain_id.to_string(), view.version, view.status == ChainStatus::Open);
-        if open {
-            // the kept copy is exactly its length (the published buffer has the estimate's)
-            c.last_encoding = Some(SplitEncoding { bytes: encoding.bytes.clone(), ..encoding });
-        }
-        self.out_encoded.push(EncodedChain { chain_id, version, bytes: encoding.bytes });
+        let encoding = encode_chain_reusing(&view, previous.as_ref().map(|p| (p, unmoved)));
+        let (chain_id, version) = (view.chain_id.to_string(), view.version);
+        let bytes = if open {
+            let (bytes, kept) = encoding.publish_and_keep();
+            (c.last_encoding, c.encoding_current, c.unmoved_steps) = (Some(kept), true, c.steps.len());
+            bytes
+        } else {
+            encoding.bytes
+        };
+        self.out_encoded.push(EncodedChain { chain_id, version, bytes });
     }
 
     /// Publish every changed chain into `out`.

@@ -4,14 +4,22 @@
 //! single-object header of `Chain`. apache-avro's serde writer looks every field up by name
 //! (a SipHash and a string compare per field) and grows its buffer as it goes; this writes
 //! into one buffer sized up front, through a cursor (no length update and capacity check per
-//! byte, as `Vec::push` does); a record larger than the estimate is written again into a
-//! buffer twice the size. `tests/encoded_output.rs` checks the bytes equal
-//! `Chain::encode` (apache-avro) on every version of the test scenarios, so a schema change
-//! that this file does not follow fails there.
+//! byte, as `Vec::push` does; measured: a `Vec` reserved up front and not zeroed made the
+//! builder 4% slower); a record larger than the estimate is written again into a buffer twice
+//! the size.
+//!
+//! A chain is published again and again as it grows, and its earlier steps mostly come out the
+//! same: `SplitEncoding` remembers where each step's bytes are and which tool call each step
+//! was attributed to, and the next version copies the bytes of the leading steps that neither
+//! moved nor changed attribution since (`encode_chain_reusing`) instead of writing them again.
+//! `tests/encoded_output.rs` checks the bytes equal `Chain::encode` (apache-avro) on every
+//! version of the test scenarios, so a schema change that this file does not follow, or a
+//! reuse that should not have happened, fails there.
 
 use chainwatch_schemas::codec::single_object_header;
 use chainwatch_schemas::{AgentRef, Autonomy, Chain, ChainStatus};
 
+use crate::attribution::ExecutedFor;
 use crate::chain_view::{ChainView, PiiFlowView, StepView, ToolExecutionView};
 
 /// The single-object encoding of `chain`, as `Chain::encode` gives it.
@@ -20,7 +28,9 @@ pub fn encode_chain(chain: &ChainView<'_>) -> Vec<u8> {
 }
 
 /// An encoded version with where its `version` and `status` fields are, so the next version
-/// of an unchanged chain (its closing) is these bytes with those two fields rewritten.
+/// of an unchanged chain (its closing) is these bytes with those two fields rewritten, and
+/// where each step's bytes are, so the next version of a grown chain copies its unchanged
+/// leading steps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitEncoding {
     pub bytes: Vec<u8>,
@@ -28,6 +38,17 @@ pub struct SplitEncoding {
     pub version_at: usize,
     /// End of `status`: the rest of the record starts here.
     pub rest_at: usize,
+    /// Where the first step's bytes start (after the steps array's item count).
+    steps_at: usize,
+    /// Per step: where its bytes end, and the tool call it was attributed to.
+    steps: Vec<EncodedStep>,
+}
+
+/// One step's place in a `SplitEncoding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EncodedStep {
+    end: u32,
+    executed: Option<ExecutedFor>,
 }
 
 impl SplitEncoding {
@@ -61,9 +82,35 @@ impl SplitEncoding {
         self.with_version(version, status)
     }
 
+    /// The bytes to publish, and the encoding to keep for the next version (its buffer exactly
+    /// its length: the published one has the estimate's capacity).
+    pub fn publish_and_keep(self) -> (Vec<u8>, SplitEncoding) {
+        let kept = SplitEncoding {
+            bytes: self.bytes.as_slice().to_vec(),
+            version_at: self.version_at,
+            rest_at: self.rest_at,
+            steps_at: self.steps_at,
+            steps: self.steps,
+        };
+        (self.bytes, kept)
+    }
+
+    /// How many leading steps of `chain` are written as in this encoding: among the first
+    /// `unmoved` (steps neither inserted before nor removed since it), those attributed to
+    /// the same tool call. A step's bytes are its own fields, its index and the name and id of
+    /// the call it executed; that call was requested by an earlier step, itself unmoved.
+    fn reusable_steps(&self, chain: &ChainView<'_>, unmoved: usize) -> usize {
+        self.steps
+            .iter()
+            .zip(&chain.steps)
+            .take(unmoved)
+            .take_while(|(old, new)| old.executed == new.executed)
+            .count()
+    }
+
     /// Heap bytes held.
     pub fn approx_bytes(&self) -> usize {
-        self.bytes.capacity()
+        self.bytes.capacity() + self.steps.capacity() * size_of::<EncodedStep>()
     }
 }
 
@@ -76,25 +123,49 @@ fn status_index(status: ChainStatus) -> i64 {
 
 /// `encode_chain`, keeping the positions `SplitEncoding::with_version` needs.
 pub fn encode_chain_split(chain: &ChainView<'_>) -> SplitEncoding {
-    encode_sized(chain, estimate(chain))
+    encode_chain_reusing(chain, None)
 }
 
-/// `encode_chain_split` into a buffer of `size` bytes, then of twice that until it fits.
-fn encode_sized(chain: &ChainView<'_>, mut size: usize) -> SplitEncoding {
+/// `encode_chain_split`, copying from `previous` (an encoding of an earlier version of the same
+/// chain, and how many leading steps have not moved since) the bytes of the leading steps that
+/// come out the same.
+pub fn encode_chain_reusing(chain: &ChainView<'_>, previous: Option<(&SplitEncoding, usize)>) -> SplitEncoding {
+    // (steps reused, their bytes in the previous encoding)
+    let reuse = previous.and_then(|(p, unmoved)| {
+        let n = p.reusable_steps(chain, unmoved);
+        let end = p.steps.get(n.checked_sub(1)?)?.end as usize;
+        Some(Reuse { steps: &p.steps[..n], bytes: p.bytes.get(p.steps_at..end)?, at: p.steps_at })
+    });
+    let size = reuse.as_ref().map_or(estimate(chain, 0), |r| estimate(chain, r.steps.len()) + r.bytes.len());
+    encode_sized(chain, reuse.as_ref(), size)
+}
+
+/// Leading steps copied from a previous encoding: their places there, their bytes, and where
+/// its steps started.
+struct Reuse<'p> {
+    steps: &'p [EncodedStep],
+    bytes: &'p [u8],
+    at: usize,
+}
+
+/// The record into a buffer of `size` bytes, then of twice that until it fits.
+fn encode_sized(chain: &ChainView<'_>, reuse: Option<&Reuse<'_>>, mut size: usize) -> SplitEncoding {
     size = size.max(1);
     loop {
         let mut w = AvroWriter::new(size);
-        let (version_at, rest_at) = write_chain(&mut w, chain);
+        let mut encoding = write_chain(&mut w, chain, reuse);
         match w.finish() {
-            Some(bytes) => return SplitEncoding { bytes, version_at, rest_at },
+            Some(bytes) => {
+                encoding.bytes = bytes;
+                return encoding;
+            }
             None => size = size.saturating_mul(2),
         }
     }
 }
 
-/// The record into `w`; returns where `version` starts and where the rest after `status`
-/// starts.
-fn write_chain(w: &mut AvroWriter, chain: &ChainView<'_>) -> (usize, usize) {
+/// The record into `w`; returns its positions (`bytes` left empty).
+fn write_chain(w: &mut AvroWriter, chain: &ChainView<'_>, reuse: Option<&Reuse<'_>>) -> SplitEncoding {
     w.put(&single_object_header::<Chain>());
     w.string(chain.chain_id);
     let version_at = w.pos;
@@ -104,7 +175,23 @@ fn write_chain(w: &mut AvroWriter, chain: &ChainView<'_>) -> (usize, usize) {
     w.agent(chain.agent);
     w.long(chain.start_ns);
     w.long(chain.end_ns);
-    w.array(&chain.steps, AvroWriter::step);
+    let mut steps = Vec::with_capacity(chain.steps.len());
+    if !chain.steps.is_empty() {
+        w.long(chain.steps.len() as i64);
+    }
+    let steps_at = w.pos;
+    let mut from = 0;
+    if let Some(r) = reuse {
+        w.put(r.bytes);
+        // the same bytes, moved by where the steps start now
+        steps.extend(r.steps.iter().map(|s| EncodedStep { end: (s.end as usize - r.at + steps_at) as u32, executed: s.executed }));
+        from = r.steps.len();
+    }
+    for s in chain.steps.iter().skip(from) {
+        w.step(s);
+        steps.push(EncodedStep { end: w.pos as u32, executed: s.executed });
+    }
+    w.long(0);
     w.array(&chain.tool_calls, AvroWriter::tool_execution);
     w.array(&chain.pii_flows, AvroWriter::pii_flow);
     w.array(&chain.tools, |w, s| w.string(s));
@@ -123,7 +210,7 @@ fn write_chain(w: &mut AvroWriter, chain: &ChainView<'_>) -> (usize, usize) {
     });
     w.double(chain.risk_score);
     w.array(&chain.risk_reasons, |w, s| w.string(s));
-    (version_at, rest_at)
+    SplitEncoding { bytes: Vec::new(), version_at, rest_at, steps_at, steps }
 }
 
 /// The longest varint: a 64-bit value in 7-bit groups.
@@ -142,8 +229,9 @@ fn varint(v: i64, buf: &mut [u8; MAX_VARINT]) -> &[u8] {
     &buf[..=n]
 }
 
-/// Bytes the encoding will about take, so the buffer is allocated once.
-fn estimate(c: &ChainView<'_>) -> usize {
+/// Bytes the encoding will about take, so the buffer is allocated once, without the first
+/// `skipped` steps (copied from a previous encoding: the caller knows their length).
+fn estimate(c: &ChainView<'_>, skipped: usize) -> usize {
     let step = |s: &StepView<'_>| {
         let st = s.step;
         96 + st.event_id.len()
@@ -167,7 +255,7 @@ fn estimate(c: &ChainView<'_>) -> usize {
         + c.agent.agent_key.len()
         + c.agent.exe.len()
         + c.agent.node.len()
-        + c.steps.iter().map(step).sum::<usize>()
+        + c.steps.iter().skip(skipped).map(step).sum::<usize>()
         + c.pii_flows.iter().map(flow).sum::<usize>()
         + c.tool_calls.iter().map(tool).sum::<usize>()
         + strings(&c.tools)
@@ -358,6 +446,7 @@ impl AvroWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chainwatch_schemas::ChainStep;
 
     #[test]
     fn zigzag_varints_match_the_avro_spec() {
@@ -380,35 +469,55 @@ mod tests {
         assert_eq!(enc(i64::MAX), [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
     }
 
-    /// A chain larger than the first buffer is written again into larger ones, and comes out
-    /// the same as apache-avro's encoding of the record.
-    #[test]
-    fn a_chain_larger_than_its_estimate_is_encoded_whole() {
-        use crate::chain_view::{PiiFlowView, StepView, ToolExecutionView};
-        use chainwatch_schemas::{AgentRef, AvroRecord, ChainStep};
-        let long = "x".repeat(3_000);
-        let agent = AgentRef { node: "n1".into(), agent_key: "k".into(), team: Some("t".into()), ..AgentRef::default() };
-        let step = ChainStep {
-            event_id: "e1".into(),
+    fn agent() -> AgentRef {
+        AgentRef { node: "n1".into(), agent_key: "k".into(), team: Some("t".into()), ..AgentRef::default() }
+    }
+
+    fn step(id: &str, summary: &str) -> ChainStep {
+        ChainStep {
+            event_id: id.into(),
             ts_start_ns: i64::MAX,
             ts_end_ns: i64::MIN,
-            summary: long.clone(),
+            summary: summary.into(),
             cost_usd: f64::NAN,
             rows: Some(-1),
             pii_types: vec!["email".into(); 300],
-            statement: Some(long.clone()),
+            statement: Some(summary.into()),
             ..ChainStep::default()
-        };
-        let view = ChainView {
+        }
+    }
+
+    /// A view of `steps`, step i attributed as `tools[i]` says (requesting step, call index;
+    /// the call is named after them).
+    fn view<'a>(agent: &'a AgentRef, steps: &'a [ChainStep], tools: &'a [Option<(usize, usize)>], names: &'a [String]) -> ChainView<'a> {
+        let long: &'static str = "y";
+        ChainView {
             chain_id: "c1",
             version: 7,
             status: ChainStatus::Closed,
-            agent: &agent,
+            agent,
             start_ns: -5,
             end_ns: 1 << 62,
-            steps: vec![StepView { step: &step, index: 0, tool: Some(("t", "id")) }; 3],
-            tool_calls: vec![ToolExecutionView { tool_call_id: "id", tool_name: "t", requested_at_step: 0, executed_steps: (0..300).collect(), result_step: None, approved: true }],
-            pii_flows: vec![PiiFlowView { fingerprint: &long, pii_type: "email", from_step: 0, to_step: 2, destination: None }; 2],
+            steps: steps
+                .iter()
+                .zip(tools)
+                .enumerate()
+                .map(|(i, (step, tool))| StepView {
+                    step,
+                    index: i as i32,
+                    tool: tool.map(|(r, c)| (names[r * 4 + c].as_str(), names[r * 4 + c].as_str())),
+                    executed: tool.map(|(requested_at, call)| ExecutedFor { requested_at, call }),
+                })
+                .collect(),
+            tool_calls: vec![ToolExecutionView {
+                tool_call_id: "id",
+                tool_name: "t",
+                requested_at_step: 0,
+                executed_steps: (0..300).collect(),
+                result_step: None,
+                approved: true,
+            }],
+            pii_flows: vec![PiiFlowView { fingerprint: long, pii_type: "email", from_step: 0, to_step: 2, destination: None }; 2],
             tools: vec!["t"],
             destinations: vec![],
             pii_types: vec!["email"],
@@ -420,23 +529,76 @@ mod tests {
             max_tool_repeats: i32::MAX,
             autonomy: Autonomy::Supervised,
             risk_score: 0.5,
-            risk_reasons: vec![long.clone()],
-        };
+            risk_reasons: vec!["r".repeat(3_000)],
+        }
+    }
+
+    fn names() -> Vec<String> {
+        (0..64).map(|i| format!("tool_{i}")).collect()
+    }
+
+    /// A chain larger than the first buffer is written again into larger ones, and comes out
+    /// the same as apache-avro's encoding of the record; so do its other versions and statuses.
+    #[test]
+    fn a_chain_larger_than_its_first_buffer_is_encoded_whole() {
+        use chainwatch_schemas::AvroRecord;
+        let (agent, names) = (agent(), names());
+        let steps = vec![step("e1", &"x".repeat(3_000)); 3];
+        let tools = [None, Some((0, 1)), Some((0, 1))];
+        let view = view(&agent, &steps, &tools, &names);
         let want = view.to_chain().encode().expect("apache-avro encodes it");
-        for size in [0, 1, 100, estimate(&view), want.len(), 1 << 20] {
-            let got = encode_sized(&view, size);
+        for size in [0, 1, 100, estimate(&view, 0), want.len(), 1 << 20] {
+            let got = encode_sized(&view, None, size);
             assert!(got.bytes == want, "first buffer {size}: {} bytes, want {}", got.bytes.len(), want.len());
-            let closed_again = got.with_version(8, ChainStatus::Open);
-            let mut record = view.to_chain();
-            (record.version, record.status) = (8, ChainStatus::Open);
-            assert!(closed_again == record.encode().expect("encode"), "with_version");
-            // in place (same varint lengths) and copied (a version of another length)
-            for version in [8, 63, 64, 1 << 40, -1] {
-                let moved = got.clone().into_version(version, ChainStatus::Closed);
-                (record.version, record.status) = (version, ChainStatus::Closed);
-                assert!(moved == record.encode().expect("encode"), "into_version {version}");
+        }
+        let got = encode_chain_split(&view);
+        assert!(got.bytes == want, "{} bytes, want {}", got.bytes.len(), want.len());
+        let closed_again = got.with_version(8, ChainStatus::Open);
+        let mut record = view.to_chain();
+        (record.version, record.status) = (8, ChainStatus::Open);
+        assert!(closed_again == record.encode().expect("encode"), "with_version");
+        // in place (same varint lengths) and copied (a version of another length)
+        for version in [8, 63, 64, 1 << 40, -1] {
+            let moved = got.clone().into_version(version, ChainStatus::Closed);
+            (record.version, record.status) = (version, ChainStatus::Closed);
+            assert!(moved == record.encode().expect("encode"), "into_version {version}");
+        }
+    }
+
+    /// The next version copies the steps that neither moved nor changed attribution, and comes
+    /// out as a fresh encoding would, whatever the previous one and however many steps are
+    /// said not to have moved.
+    #[test]
+    fn a_later_version_reusing_steps_encodes_as_a_fresh_one() {
+        let (agent, names) = (agent(), names());
+        let old_steps: Vec<ChainStep> = (0..4).map(|i| step(&format!("e{i}"), &"s".repeat(i * 40))).collect();
+        let old_tools = [None, Some((0, 0)), Some((0, 1)), None];
+        let old = encode_chain_split(&view(&agent, &old_steps, &old_tools, &names));
+        // appended steps; a step inserted at 2; step 1 attributed to another call
+        let mut appended = old_steps.clone();
+        appended.extend((4..7).map(|i| step(&format!("e{i}"), "new")));
+        let mut inserted = old_steps.clone();
+        inserted.insert(2, step("e9", "inserted"));
+        let cases: Vec<(Vec<ChainStep>, Vec<Option<(usize, usize)>>, usize)> = vec![
+            (appended.clone(), vec![None, Some((0, 0)), Some((0, 1)), None, Some((3, 2)), None, None], 4),
+            (appended.clone(), vec![None, Some((0, 2)), Some((0, 1)), None, None, None, None], 4),
+            (inserted.clone(), vec![None, Some((0, 0)), None, Some((0, 1)), None], 2),
+            (old_steps[..2].to_vec(), vec![None, Some((0, 0))], 2),
+        ];
+        for (k, (steps, tools, unmoved)) in cases.iter().enumerate() {
+            let new = view(&agent, steps, tools, &names);
+            let fresh = encode_chain_split(&new);
+            for u in 0..=*unmoved {
+                let reused = encode_chain_reusing(&new, Some((&old, u)));
+                assert!(reused == fresh, "case {k}, {u} unmoved steps: {} bytes, fresh {}", reused.bytes.len(), fresh.bytes.len());
             }
         }
+        // how many are reused: up to the first change of attribution
+        let new = view(&agent, &appended, &cases[1].1, &names);
+        assert_eq!(old.reusable_steps(&new, 4), 1);
+        let new = view(&agent, &appended, &cases[0].1, &names);
+        assert_eq!(old.reusable_steps(&new, 4), 4);
+        assert_eq!(old.reusable_steps(&new, 3), 3);
     }
 
     #[test]

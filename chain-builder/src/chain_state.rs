@@ -67,12 +67,19 @@ pub struct ChainState {
     /// Published at least once.
     pub published: bool,
     pub flow_stats: FlowStats,
-    /// The last published version's encoding while nothing changed since (any change drops
-    /// it): the closing version of an idle chain is these bytes with a new version and status,
-    /// instead of a second analysis and encoding of the same steps. Only in encoded output,
-    /// only while open; not checkpointed.
+    /// The last published version's encoding (only in encoded output, only while open; not
+    /// checkpointed). While nothing changed since (`encoding_current`), the closing version of
+    /// an idle chain is these bytes with a new version and status, instead of a second
+    /// analysis and encoding of the same steps; after a change, the next version copies from
+    /// it the bytes of the steps that did not move (`unmoved_steps`).
     #[serde(skip)]
     pub last_encoding: Option<SplitEncoding>,
+    /// Nothing changed since `last_encoding`.
+    #[serde(skip)]
+    pub encoding_current: bool,
+    /// Leading steps neither inserted before nor removed since `last_encoding`.
+    #[serde(skip)]
+    pub unmoved_steps: usize,
 }
 
 impl ChainState {
@@ -95,6 +102,8 @@ impl ChainState {
             published: false,
             flow_stats: FlowStats::default(),
             last_encoding: None,
+            encoding_current: false,
+            unmoved_steps: 0,
         }
     }
 
@@ -123,6 +132,7 @@ impl ChainState {
             self.steps.partition_point(|s| s.step.ts_start_ns <= ts)
         };
         self.steps.insert(at, step);
+        self.unmoved_steps = self.unmoved_steps.min(at);
         self.changed();
     }
 
@@ -136,15 +146,16 @@ impl ChainState {
         self.steps = kept;
         if !taken.is_empty() {
             self.rebuild();
+            self.unmoved_steps = 0;
             self.changed();
         }
         taken
     }
 
-    /// Its content changed: to be published again, and the last encoding is stale.
+    /// Its content changed: to be published again, and the last encoding is not this version.
     fn changed(&mut self) {
         self.dirty = true;
-        self.last_encoding = None;
+        self.encoding_current = false;
     }
 
     fn index(&mut self, step: &StepRecord) {
@@ -218,10 +229,8 @@ impl ChainState {
         let mut steps = Vec::with_capacity(self.steps.len());
         for (i, s) in self.steps.iter().enumerate() {
             let step = &s.step;
-            let tool = executed_for
-                .get(i)
-                .copied()
-                .flatten()
+            let executed = executed_for.get(i).copied().flatten();
+            let tool = executed
                 .and_then(|e| self.steps.get(e.requested_at)?.tool_calls.get(e.call))
                 .map(|call| (call.name.as_str(), call.id.as_str()));
             if let Some(d) = step.destination.as_deref()
@@ -240,7 +249,7 @@ impl ChainState {
             input_tokens = input_tokens.saturating_add(step.input_tokens);
             output_tokens = output_tokens.saturating_add(step.output_tokens);
             cost_usd += step.cost_usd;
-            steps.push(StepView { step, index: i as i32, tool });
+            steps.push(StepView { step, index: i as i32, tool, executed: tool.and(executed) });
         }
         pii_types.sort();
         ChainView {

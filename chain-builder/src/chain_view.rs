@@ -7,6 +7,8 @@
 
 use chainwatch_schemas::{AgentRef, Autonomy, Chain, ChainStatus, ChainStep, PiiFlow, ToolExecution};
 
+use crate::attribution::ExecutedFor;
+
 /// `ToolExecution`, borrowed.
 #[derive(Debug, Clone)]
 pub struct ToolExecutionView<'a> {
@@ -35,6 +37,8 @@ pub struct StepView<'a> {
     pub index: i32,
     /// (name, id) of the tool call this step executed.
     pub tool: Option<(&'a str, &'a str)>,
+    /// Which call that is (the requesting step and the call's index in it).
+    pub executed: Option<ExecutedFor>,
 }
 
 impl<'a> StepView<'a> {

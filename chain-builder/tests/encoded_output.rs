@@ -115,6 +115,16 @@ fn mix() -> Vec<Input> {
     out.into_iter().map(|(_, i)| i).collect()
 }
 
+/// `inputs` delivered out of order: each run of 7 reversed, so steps are inserted before steps
+/// already published (a version then reuses only the steps before the insertion).
+fn out_of_order(inputs: Vec<Input>) -> Vec<Input> {
+    let mut v = inputs;
+    for run in v.chunks_mut(7) {
+        run.reverse();
+    }
+    v
+}
+
 #[test]
 fn encoded_versions_equal_the_records_encoding() {
     let mut versions = 0;
@@ -123,6 +133,7 @@ fn encoded_versions_equal_the_records_encoding() {
         versions += assert_same("benign", &seed(false), every);
         versions += assert_same("stitched", &stitched(), every);
         versions += assert_same("mix", &mix(), every);
+        versions += assert_same("mix, out of order", &out_of_order(mix()), every);
     }
     assert!(versions > 300, "only {versions} versions compared");
 }
