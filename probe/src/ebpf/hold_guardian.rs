@@ -1,5 +1,5 @@
-//! `HoldGuardian`: a child process that lets the processes held at exec run when the probe dies
-//! without stopping (SIGKILL, OOM kill, abort).
+//! The exec-hold guardian: a child process that lets the processes held at exec run when the
+//! probe dies without stopping (SIGKILL, OOM kill, abort).
 //!
 //! The kernel program stops a watched process at exec (SIGSTOP) and puts it in the `held` map;
 //! the probe's reader continues it once its uprobes are attached, and the probe continues every
@@ -9,57 +9,26 @@
 //! it, so nothing new is held), and it sends SIGCONT to every process left in the map, twice
 //! 100 ms apart (a hold the dying probe's program was still making), and exits.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
-/// How often the guardian looks whether its parent is still there.
-const POLL_US: u32 = 200_000;
+use super::watcher_child::WatcherChild;
+
 /// Keys read from the map at most per pass (its `max_entries` in chainwatch.bpf.c).
 const MAX_HELD: usize = 4_096;
 
-/// The guardian process; killed and reaped on drop (after the probe continued what it held).
-pub struct HoldGuardian {
-    pid: i32,
+/// Fork the guardian of the `held` map `held` (u32 tgid keys); killed and reaped when dropped
+/// (after the probe continued what it held).
+pub fn start(held: BorrowedFd<'_>) -> std::io::Result<WatcherChild> {
+    WatcherChild::start(Some(held.as_raw_fd()), release_all)
 }
 
-impl HoldGuardian {
-    /// Fork the guardian of the `held` map `held` (u32 tgid keys).
-    pub fn start(held: BorrowedFd<'_>) -> std::io::Result<HoldGuardian> {
-        let fd = held.as_raw_fd();
-        // SAFETY: after fork the child calls only async-signal-safe functions (syscall, signal,
-        // usleep, getppid, kill, _exit) on memory of its own stack, as fork in a multithreaded
-        // process requires.
-        let parent = unsafe { libc::getpid() };
-        let pid = unsafe { libc::fork() };
-        match pid {
-            -1 => Err(std::io::Error::last_os_error()),
-            0 => unsafe {
-                // keep the map's fd only
-                if fd > 0 {
-                    libc::syscall(libc::SYS_close_range, 0u32, (fd - 1) as u32, 0u32);
-                }
-                libc::syscall(libc::SYS_close_range, (fd + 1) as u32, u32::MAX, 0u32);
-                libc::signal(libc::SIGINT, libc::SIG_IGN);
-                libc::signal(libc::SIGTERM, libc::SIG_IGN);
-                while libc::getppid() == parent {
-                    libc::usleep(POLL_US);
-                }
-                continue_held(fd);
-                libc::usleep(100_000);
-                continue_held(fd);
-                libc::_exit(0)
-            },
-            pid => Ok(HoldGuardian { pid }),
-        }
-    }
-}
-
-impl Drop for HoldGuardian {
-    fn drop(&mut self) {
-        // SAFETY: our own child; waitpid reaps exactly it.
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
-            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
-        }
+/// In the guardian, once the probe is gone: continue what the map holds, twice.
+fn release_all(held: Option<RawFd>) {
+    if let Some(fd) = held {
+        continue_held(fd);
+        // SAFETY: usleep has no preconditions.
+        unsafe { libc::usleep(100_000) };
+        continue_held(fd);
     }
 }
 

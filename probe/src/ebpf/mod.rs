@@ -6,6 +6,7 @@ mod kernel;
 mod reader;
 mod uprobe_events;
 mod uprobes;
+mod watcher_child;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -250,7 +251,7 @@ pub struct Probe {
     reader: Option<std::thread::JoinHandle<()>>,
     /// Continues the processes held at exec if this process dies without dropping the probe;
     /// dropped (killed) after `drop` continued them itself.
-    _hold_guardian: Option<hold_guardian::HoldGuardian>,
+    _hold_guardian: Option<watcher_child::WatcherChild>,
 }
 
 impl Probe {
@@ -299,7 +300,7 @@ impl Probe {
             use aya::maps::IterableMap;
             use std::os::fd::AsFd;
             let kernel = shared.lock()?;
-            match hold_guardian::HoldGuardian::start(kernel.held.map().fd().as_fd()) {
+            match hold_guardian::start(kernel.held.map().fd().as_fd()) {
                 Ok(g) => Some(g),
                 Err(e) => {
                     tracing::warn!(error = %e, "no guardian for processes held at exec: a killed probe would leave them stopped");

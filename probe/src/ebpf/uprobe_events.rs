@@ -29,6 +29,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use aya::programs::{ProbeKind, UProbe};
 
+use super::watcher_child::WatcherChild;
+
 /// Named events one probe creates at most; past it, attaches fall back to aya's per-process
 /// uprobes (every library file in every container root needs its own events).
 pub const MAX_EVENTS: usize = 4096;
@@ -87,7 +89,8 @@ pub struct UprobeEvents {
 struct EventGroup {
     tracefs: PathBuf,
     name: String,
-    anchor: Anchor,
+    /// A child process that only sleeps: the target of the perf events that carry the programs.
+    anchor: WatcherChild,
 }
 
 impl UprobeEvents {
@@ -101,7 +104,7 @@ impl UprobeEvents {
             .ok_or(UprobeEventsError::NoTracefs)?;
         remove_stale_groups(&tracefs);
         let name = format!("{GROUP_PREFIX}{}_{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
-        let anchor = Anchor::start().map_err(UprobeEventsError::Anchor)?;
+        let anchor = WatcherChild::start(None, |_| {}).map_err(UprobeEventsError::Anchor)?;
         Ok(UprobeEvents { group: EventGroup { tracefs, name, anchor }, events: HashMap::new() })
     }
 
@@ -178,8 +181,8 @@ impl EventGroup {
             .and_then(|s| s.trim().parse().map_err(|e: std::num::ParseIntError| e.to_string()))
             .map_err(|error| UprobeEventsError::Id { event: full.to_string(), error })?;
         let prog_fd = program.fd().map_err(|_| UprobeEventsError::Program(program_name))?;
-        let link = perf_open(id, self.anchor.pid)
-            .map_err(|error| UprobeEventsError::PerfOpen { event: full.to_string(), pid: self.anchor.pid, error })?;
+        let link = perf_open(id, self.anchor.pid())
+            .map_err(|error| UprobeEventsError::PerfOpen { event: full.to_string(), pid: self.anchor.pid(), error })?;
         let raw_prog = std::os::fd::AsFd::as_fd(prog_fd).as_raw_fd();
         // SAFETY: both fds are open; the argument is the program's fd, as the ioctl expects.
         let rc = unsafe { libc::ioctl(link.as_raw_fd(), PERF_EVENT_IOC_SET_BPF as _, raw_prog) };
@@ -271,45 +274,5 @@ fn remove_stale_groups(tracefs: &Path) {
             }
         }
         tracing::info!(group, removed, "removed uprobe events left by a probe that is gone");
-    }
-}
-
-/// A child process that only sleeps: the target of the perf events that carry the programs.
-/// It holds no fd (a copy of the probe's sockets or links would outlive their close in the
-/// probe), ignores SIGINT and SIGTERM (sent to the probe's process group on shutdown), leaves
-/// within a second of the probe's death, and is killed and reaped on drop.
-struct Anchor {
-    pid: i32,
-}
-
-impl Anchor {
-    fn start() -> std::io::Result<Anchor> {
-        // SAFETY: after fork the child calls only async-signal-safe functions (syscall, signal,
-        // sleep, getppid, _exit), as fork in a multithreaded process requires.
-        let parent = unsafe { libc::getpid() };
-        let pid = unsafe { libc::fork() };
-        match pid {
-            -1 => Err(std::io::Error::last_os_error()),
-            0 => unsafe {
-                libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
-                libc::signal(libc::SIGINT, libc::SIG_IGN);
-                libc::signal(libc::SIGTERM, libc::SIG_IGN);
-                while libc::getppid() == parent {
-                    libc::sleep(1);
-                }
-                libc::_exit(0)
-            },
-            pid => Ok(Anchor { pid }),
-        }
-    }
-}
-
-impl Drop for Anchor {
-    fn drop(&mut self) {
-        // SAFETY: our own child; waitpid reaps exactly it.
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
-            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
-        }
     }
 }
