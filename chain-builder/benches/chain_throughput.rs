@@ -8,14 +8,16 @@
 //! Three cases: ingest only; upserts as owned `Chain` records (the offline `chainwatch chain`);
 //! upserts Avro-encoded for the bus as the worker publishes them (the acceptance figure).
 //!
-//! Where the time goes with upserts (perf, cycles of the feed; callgrind, about 13k
+//! Where the time goes with upserts (perf, cycles of the feed; callgrind, about 11.7k
 //! instructions per event): about 40% publishing upserts (0.27 per event; the analysis
-//! (attribution, PII flows, risk) and the Avro writing about half each), about 30% ingesting,
-//! about 20% closing and forgetting chains (most of it freeing the steps' strings). A closing
-//! of a chain unchanged since its last upsert (10,000 of the 27,548 versions) reuses that
-//! upsert's encoding (`ChainState::last_encoding`). The 500,000 events/s target is not met at
-//! this cadence; what is left is in the chain-builder notes of issue #6 (a compact step
-//! layout with fewer allocations, per-step analysis keys).
+//! (attribution, PII flows, risk) takes half of its time but a third of its instructions, the
+//! Avro writing most of the rest), about 35% ingesting, about 15% closing and forgetting chains (most of it
+//! freeing the steps' strings). A closing of a chain unchanged since its last upsert (10,000 of
+//! the 27,548 versions) reuses that upsert's encoding (`ChainState::last_encoding`), and a grown
+//! chain's next version copies its unchanged steps' bytes from it (24,247 of 85,247 step
+//! encodings). The 500,000 events/s target is not met at this cadence; what is left is in the
+//! chain-builder notes of issue #6 (attribution and PII keys computed once at ingest, a compact
+//! step layout with fewer allocations).
 //!
 //! Time is the benchmarking thread's CPU time (the machine is shared), so the throughput is
 //! events/s per core.
