@@ -65,20 +65,18 @@ fn capture_prints_the_commands_process_connection_and_bytes() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// (state, ppid, comm) of every process, from /proc/PID/stat.
+/// (pid, state, ppid, comm) of every process, from /proc/PID/stat.
 fn processes() -> Vec<(u32, char, u32, String)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-        let comm = stat[open + 1..close].to_string();
-        let mut rest = stat[close + 1..].split_whitespace();
-        let state = rest.next().and_then(|s| s.chars().next()).unwrap_or('?');
-        let ppid = rest.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        out.push((pid, state, ppid, comm));
-    }
-    out
+    use chainwatch_probe::procfs::{all_tgids, parse_stat, stat_state};
+    all_tgids()
+        .into_iter()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (comm, ppid, _) = parse_stat(&stat)?;
+            let state = stat_state(&stat).and_then(|s| s.chars().next()).unwrap_or('?');
+            Some((pid, state, ppid, comm))
+        })
+        .collect()
 }
 
 /// Wait up to `secs` for `found` to give something.

@@ -45,8 +45,12 @@ pub fn parse_stat(stat: &str) -> Option<(String, u32, u64)> {
 /// parent) or dead. kill(pid, 0) alone says "alive" for a zombie.
 pub fn is_running(tgid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{tgid}/stat")) else { return false };
-    let state = stat.rfind(')').and_then(|c| stat.get(c + 1..)).and_then(|r| r.split_whitespace().next());
-    !matches!(state, Some("Z" | "X" | "x") | None)
+    !matches!(stat_state(&stat), Some("Z" | "X" | "x") | None)
+}
+
+/// The state field of a /proc/PID/stat line ("R", "S", "T", "Z", ...).
+pub fn stat_state(stat: &str) -> Option<&str> {
+    stat.rfind(')').and_then(|c| stat.get(c + 1..)).and_then(|r| r.split_whitespace().next())
 }
 
 /// A snapshot of one process, or None if it is gone.
