@@ -398,9 +398,9 @@ impl ChainWorker {
     async fn handle(&mut self, record: Record) -> Result<(), ChainWorkerError> {
         self.stats.records += 1;
         match decode(&record.value) {
-            Ok(Input::Semantic(ev)) => {
+            Ok(Input::Semantic(mut ev)) => {
                 self.stats.semantic_events += 1;
-                self.builder.ingest_event(*ev);
+                self.builder.ingest_event_from(&mut ev);
             }
             Ok(Input::Process(ev)) => {
                 self.stats.process_events += 1;

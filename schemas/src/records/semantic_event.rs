@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{ConnRole, SocketTuple};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct SemanticEvent {
     /// Deterministic: a replay of the same segments gives the same id.
     pub event_id: String,
