@@ -63,6 +63,7 @@ impl AttributionMemo {
 /// A requested tool call as attribution compares it with actions: its name, the name's hash
 /// and what the name suggests (`tool_class`), worked out once per chain version.
 struct CallKey<'a> {
+    id: &'a str,
     name: &'a str,
     name_hash: u64,
     class: u8,
@@ -77,13 +78,13 @@ struct ActionKey<'a> {
 
 impl<'a> ActionKey<'a> {
     fn of(step: &'a StepRecord) -> Self {
-        let wanted = match step.step.kind.as_str() {
+        let wanted = match step.kind() {
             "sql" | "db_session" => TOOL_SQL,
             "vector_query" | "embeddings" => TOOL_SEARCH,
             "upload" => TOOL_UPLOAD,
             _ => 0,
         };
-        ActionKey { host: step.step.destination.as_deref().map(|h| (h, fx_str(h))), wanted }
+        ActionKey { host: step.destination().map(|h| (h, fx_str(h))), wanted }
     }
 }
 
@@ -97,17 +98,18 @@ pub fn attribute<'a>(steps: &'a [Box<StepRecord>], memo: &mut AttributionMemo) -
     let mut executed: Vec<Vec<i32>> = Vec::new();
     let mut call_keys: Vec<CallKey<'a>> = Vec::new();
     for i in 0..steps.len() {
-        if !steps[i].is_llm() || steps[i].tool_calls.is_empty() {
+        let requesting: &'a StepRecord = &steps[i];
+        if !requesting.is_llm() || requesting.tool_call_count() == 0 {
             continue;
         }
         let next_llm = (i + 1..steps.len()).find(|&k| steps[k].is_llm()).unwrap_or(steps.len());
-        let calls = &steps[i].tool_calls;
         call_keys.clear();
-        call_keys.extend(calls.iter().map(|c| CallKey { name: &c.name, name_hash: fx_str(&c.name), class: memo.class(&c.name) }));
+        call_keys.extend(requesting.tool_calls().map(|(id, name)| CallKey { id, name, name_hash: fx_str(name), class: memo.class(name) }));
+        let calls = &call_keys;
         // Result step and action window per call.
         windows.clear();
         windows.extend(calls.iter().map(|c| {
-            let result = (i + 1..steps.len()).find(|&k| steps[k].is_llm() && steps[k].tool_result_ids.iter().any(|r| r == &c.id));
+            let result = (i + 1..steps.len()).find(|&k| steps[k].is_llm() && steps[k].tool_result_ids().iter().any(|r| r == c.id));
             (result, result.unwrap_or(next_llm))
         }));
         executed.clear();
@@ -149,8 +151,8 @@ pub fn attribute<'a>(steps: &'a [Box<StepRecord>], memo: &mut AttributionMemo) -
             let first_action = executed[c].first().map_or(end, |&j| j as usize);
             let approved = (i + 1..first_action.min(steps.len())).any(|u| steps[u].user_request);
             out.push(ToolExecutionView {
-                tool_call_id: &call.id,
-                tool_name: &call.name,
+                tool_call_id: call.id,
+                tool_name: call.name,
                 requested_at_step: i as i32,
                 executed_steps: std::mem::take(&mut executed[c]),
                 result_step: result.map(|r| r as i32),

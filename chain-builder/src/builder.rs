@@ -635,7 +635,7 @@ impl ChainBuilder {
         }
         let mut step = Box::new(take_step(ev, proc, &self.prices));
         self.stats.fingerprints_dropped += step.fingerprints_dropped;
-        let (start, end) = (step.step.ts_start_ns, step.step.ts_end_ns);
+        let (start, end) = (step.ts_start_ns, step.ts_end_ns);
         if let Some(a) = self.agents.get_mut(&root) {
             a.last_seen_ns = a.last_seen_ns.max(end);
         }
@@ -665,7 +665,7 @@ impl ChainBuilder {
                     self.stats.late_dropped += 1;
                     return;
                 }
-                self.new_chain(root, &step.step.event_id, start)
+                self.new_chain(root, step.event_id(), start)
             }
         };
         if let Some(h) = self.add_step(target, step) {
@@ -746,7 +746,7 @@ impl ChainBuilder {
 
     /// A request this agent served (SERVER role).
     fn on_served(&mut self, root: ProcKey, node: NodeId, mut step: Box<StepRecord>, tuple: Option<&SocketTuple>) {
-        let (start, end) = (step.step.ts_start_ns, step.step.ts_end_ns);
+        let (start, end) = (step.ts_start_ns, step.ts_end_ns);
         let key = tuple.map(|t| TupleKey::from_server(node, t));
         if let Some(k) = &key
             && let Some(client) = self.clients.take(k)
@@ -771,22 +771,22 @@ impl ChainBuilder {
         }
         // A new task: a new chain with the agent's steps from the request's start on.
         self.stats.user_requests += 1;
-        let event_hash = fnv64(TAG_EVENT, &step.step.event_id);
+        let event_hash = fnv64(TAG_EVENT, step.event_id());
         let others: Vec<ChainHandle> = self.agents.get(&root).map(|a| a.chains.clone()).unwrap_or_default();
         // An open chain that began inside this request is the task itself (it was waiting for
         // the request, which ends last): keep it rather than empty it into a new one.
         let started_inside = others.iter().copied().find(|o| {
             self.chain(*o).is_some_and(|c| {
-                c.status == ChainStatus::Open && c.steps.first().is_some_and(|s| s.step.ts_start_ns >= start) && c.start_ns <= end
+                c.status == ChainStatus::Open && c.steps.first().is_some_and(|s| s.ts_start_ns >= start) && c.start_ns <= end
             })
         });
         let (h, fresh) = match started_inside {
             Some(h) => (h, false),
-            None => (self.new_chain(root, &step.step.event_id, start), true),
+            None => (self.new_chain(root, step.event_id(), start), true),
         };
         for o in others.into_iter().filter(|o| *o != h) {
             let taken = match self.chain_mut(o) {
-                Some(c) if c.status == ChainStatus::Open => c.remove_where(|s| s.step.ts_start_ns >= start),
+                Some(c) if c.status == ChainStatus::Open => c.remove_where(|s| s.ts_start_ns >= start),
                 _ => continue,
             };
             if taken.is_empty() {
@@ -853,11 +853,11 @@ impl ChainBuilder {
             let Some(c) = self.chain_mut(h) else { continue };
             let mut involved = false;
             for s in &c.steps {
-                let hash = fnv64(TAG_EVENT, &s.step.event_id);
+                let hash = fnv64(TAG_EVENT, s.event_id());
                 if hash == server.event_hash {
-                    fragment_id = Some(s.step.event_id.clone());
+                    fragment_id = Some(s.event_id().to_string());
                     involved = true;
-                } else if s.step.ts_start_ns >= start && s.step.ts_start_ns <= end {
+                } else if s.ts_start_ns >= start && s.ts_start_ns <= end {
                     involved = true;
                     if steps.len() >= MAX_FRAGMENT_STEPS {
                         cut += 1;
@@ -929,7 +929,7 @@ impl ChainBuilder {
         let chains: Vec<ChainHandle> = self.agents.get(&e.agent).map(|a| a.chains.clone()).unwrap_or_default();
         for h in chains {
             let taken = match self.chain_mut(h) {
-                Some(c) => c.remove_where(|s| hashes.contains(&fnv64(TAG_EVENT, &s.step.event_id))),
+                Some(c) => c.remove_where(|s| hashes.contains(&fnv64(TAG_EVENT, s.event_id()))),
                 None => continue,
             };
             if taken.is_empty() {
@@ -981,7 +981,7 @@ impl ChainBuilder {
         for c in chains.into_iter().filter(|c| *c != target) {
             let taken = match self.chain_mut(c) {
                 Some(chain) => chain.remove_where(|s| {
-                    (s.step.ts_start_ns >= start && s.step.ts_start_ns <= end) || drop_event == Some(fnv64(TAG_EVENT, &s.step.event_id))
+                    (s.ts_start_ns >= start && s.ts_start_ns <= end) || drop_event == Some(fnv64(TAG_EVENT, s.event_id()))
                 }),
                 None => continue,
             };
@@ -990,7 +990,7 @@ impl ChainBuilder {
             }
             self.dirty.push(c);
             for mut s in taken {
-                if drop_event == Some(fnv64(TAG_EVENT, &s.step.event_id)) {
+                if drop_event == Some(fnv64(TAG_EVENT, s.event_id())) {
                     continue;
                 }
                 s.stitched = true;
@@ -1048,7 +1048,7 @@ impl ChainBuilder {
     fn add_step(&mut self, h: ChainHandle, step: Box<StepRecord>) -> Option<ChainHandle> {
         let (full, closed, dup) = {
             let c = self.chain(h)?;
-            (c.steps.len() >= self.max_steps, c.status == ChainStatus::Closed, c.contains_event(&step.step.event_id))
+            (c.steps.len() >= self.max_steps, c.status == ChainStatus::Closed, c.contains_event(step.event_id()))
         };
         if dup {
             self.stats.duplicate_events += 1;
@@ -1060,7 +1060,7 @@ impl ChainBuilder {
             if !closed {
                 self.close_chain(h);
             }
-            let n = self.new_chain(root, &step.step.event_id, step.step.ts_start_ns);
+            let n = self.new_chain(root, step.event_id(), step.ts_start_ns);
             if let Some(a) = self.agents.get_mut(&root)
                 && a.current == Some(h)
             {
@@ -1077,7 +1077,7 @@ impl ChainBuilder {
             && let Some(c) = self.slab.get(h.slot as usize).and_then(|s| s.chain.as_ref())
         {
             let a = &c.agent;
-            self.ledger.add(&a.agent_key, a.team.as_deref(), step.step.cost_usd, step.step.input_tokens, step.step.output_tokens);
+            self.ledger.add(&a.agent_key, a.team.as_deref(), step.cost_usd, step.input_tokens, step.output_tokens);
         }
         self.chain_mut(h)?.add(step);
         self.dirty.push(h);

@@ -21,6 +21,7 @@ use chainwatch_schemas::{AgentRef, Autonomy, Chain, ChainStatus};
 
 use crate::attribution::ExecutedFor;
 use crate::chain_view::{ChainView, PiiFlowView, StepView, ToolExecutionView};
+use crate::step::StrList;
 
 /// The single-object encoding of `chain`, as `Chain::encode` gives it.
 pub fn encode_chain(chain: &ChainView<'_>) -> Vec<u8> {
@@ -233,20 +234,10 @@ fn varint(v: i64, buf: &mut [u8; MAX_VARINT]) -> &[u8] {
 /// `skipped` steps (copied from a previous encoding: the caller knows their length).
 fn estimate(c: &ChainView<'_>, skipped: usize) -> usize {
     let step = |s: &StepView<'_>| {
-        let st = s.step;
-        96 + st.event_id.len()
-            + st.kind.len()
-            + st.protocol.len()
-            + st.comm.len()
-            + st.node.len()
-            + st.category.len()
-            + st.summary.len()
-            + st.destination.as_ref().map_or(0, String::len)
-            + st.method.as_ref().map_or(0, String::len)
-            + st.model.as_ref().map_or(0, String::len)
-            + st.statement.as_ref().map_or(0, String::len)
-            + s.tool.map_or(0, |(n, i)| n.len() + i.len())
-            + st.pii_types.iter().chain(&st.injection_rules).chain(&st.secret_types).map(|t| t.len() + 2).sum::<usize>()
+        // its own strings (each with a length of at most 3 bytes), the numbers and union
+        // branches, and the attributed call's name and id
+        let (bytes, strings) = s.step.printed_text();
+        96 + bytes + 3 * strings + s.tool.map_or(0, |(n, i)| n.len() + i.len() + 6)
     };
     let flow = |f: &PiiFlowView<'_>| 24 + f.fingerprint.len() + f.pii_type.len() + f.destination.map_or(0, str::len);
     let tool = |t: &ToolExecutionView<'_>| 24 + t.tool_call_id.len() + t.tool_name.len() + 5 * t.executed_steps.len();
@@ -379,6 +370,17 @@ impl AvroWriter {
         self.long(0);
     }
 
+    /// An array of strings from a step's text.
+    fn str_list(&mut self, items: StrList<'_>) {
+        if !items.is_empty() {
+            self.long(items.len() as i64);
+            for s in items.iter() {
+                self.string(s);
+            }
+        }
+        self.long(0);
+    }
+
     fn agent(&mut self, a: &AgentRef) {
         self.string(&a.node);
         self.string(&a.agent_key);
@@ -396,33 +398,33 @@ impl AvroWriter {
         let s = v.step;
         let (tool_name, tool_call_id) = v.tool_fields();
         self.int(v.index);
-        self.string(&s.event_id);
+        self.string(s.event_id());
         self.long(s.ts_start_ns);
         self.long(s.ts_end_ns);
-        self.string(&s.kind);
-        self.string(&s.protocol);
+        self.string(s.kind());
+        self.string(s.protocol());
         self.int(s.tgid);
-        self.string(&s.comm);
-        self.string(&s.node);
-        self.opt_string(s.destination.as_deref());
-        self.string(&s.category);
-        self.opt_string(s.method.as_deref());
+        self.string(s.comm());
+        self.string(s.node());
+        self.opt_string(s.destination());
+        self.string(s.category());
+        self.opt_string(s.method());
         self.opt_string(tool_name);
         self.opt_string(tool_call_id);
-        self.string(&s.summary);
-        self.opt_string(s.model.as_deref());
+        self.string(s.summary());
+        self.opt_string(s.model());
         self.long(s.input_tokens);
         self.long(s.output_tokens);
         self.double(s.cost_usd);
         self.opt_long(s.rows);
         self.long(s.bytes_out);
         self.long(s.bytes_in);
-        self.array(&s.pii_types, |w, t| w.string(t));
-        self.array(&s.injection_rules, |w, t| w.string(t));
-        self.array(&s.secret_types, |w, t| w.string(t));
-        self.opt_string(s.statement.as_deref());
+        self.str_list(s.pii_types());
+        self.str_list(s.injection_rules());
+        self.str_list(s.secret_types());
+        self.opt_string(s.statement());
         self.opt_long(s.top_k);
-        self.opt_string(s.archive_format.as_deref());
+        self.opt_string(s.archive_format());
     }
 
     fn tool_execution(&mut self, t: &ToolExecutionView<'_>) {
@@ -446,7 +448,21 @@ impl AvroWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chainwatch_schemas::ChainStep;
+    use crate::process_tree::ProcKey;
+    use crate::step::{StepParts, StepRecord};
+    use chainwatch_schemas::{ChainStep, ConnRole};
+
+    /// The kept steps of these printed ones.
+    fn records(steps: &[ChainStep]) -> Vec<StepRecord> {
+        let proc = ProcKey { node: 0, tgid: 1, start_ns: 0 };
+        steps
+            .iter()
+            .map(|step| {
+                let parts = StepParts { step, proc, role: ConnRole::Client, tool_calls: &[], tool_result_ids: &[], full_prefix_hash: None, pii: &[] };
+                StepRecord::from_parts(parts)
+            })
+            .collect()
+    }
 
     #[test]
     fn zigzag_varints_match_the_avro_spec() {
@@ -489,7 +505,7 @@ mod tests {
 
     /// A view of `steps`, step i attributed as `tools[i]` says (requesting step, call index;
     /// the call is named after them).
-    fn view<'a>(agent: &'a AgentRef, steps: &'a [ChainStep], tools: &'a [Option<(usize, usize)>], names: &'a [String]) -> ChainView<'a> {
+    fn view<'a>(agent: &'a AgentRef, steps: &'a [StepRecord], tools: &'a [Option<(usize, usize)>], names: &'a [String]) -> ChainView<'a> {
         let long: &'static str = "y";
         ChainView {
             chain_id: "c1",
@@ -545,6 +561,7 @@ mod tests {
         let (agent, names) = (agent(), names());
         let steps = vec![step("e1", &"x".repeat(3_000)); 3];
         let tools = [None, Some((0, 1)), Some((0, 1))];
+        let steps = records(&steps);
         let view = view(&agent, &steps, &tools, &names);
         let want = view.to_chain().encode().expect("apache-avro encodes it");
         for size in [0, 1, 100, estimate(&view, 0), want.len(), 1 << 20] {
@@ -573,7 +590,8 @@ mod tests {
         let (agent, names) = (agent(), names());
         let old_steps: Vec<ChainStep> = (0..4).map(|i| step(&format!("e{i}"), &"s".repeat(i * 40))).collect();
         let old_tools = [None, Some((0, 0)), Some((0, 1)), None];
-        let old = encode_chain_split(&view(&agent, &old_steps, &old_tools, &names));
+        let old_records = records(&old_steps);
+        let old = encode_chain_split(&view(&agent, &old_records, &old_tools, &names));
         // appended steps; a step inserted at 2; step 1 attributed to another call
         let mut appended = old_steps.clone();
         appended.extend((4..7).map(|i| step(&format!("e{i}"), "new")));
@@ -586,7 +604,8 @@ mod tests {
             (old_steps[..2].to_vec(), vec![None, Some((0, 0))], 2),
         ];
         for (k, (steps, tools, unmoved)) in cases.iter().enumerate() {
-            let new = view(&agent, steps, tools, &names);
+            let steps = records(steps);
+            let new = view(&agent, &steps, tools, &names);
             let fresh = encode_chain_split(&new);
             for u in 0..=*unmoved {
                 let reused = encode_chain_reusing(&new, Some((&old, u)));
@@ -594,6 +613,7 @@ mod tests {
             }
         }
         // how many are reused: up to the first change of attribution
+        let appended = records(&appended);
         let new = view(&agent, &appended, &cases[1].1, &names);
         assert_eq!(old.reusable_steps(&new, 4), 1);
         let new = view(&agent, &appended, &cases[0].1, &names);

@@ -125,11 +125,11 @@ impl ChainState {
     /// Insert a step in time order and update the indexes.
     pub fn add(&mut self, step: Box<StepRecord>) {
         self.index(&step);
-        let ts = step.step.ts_start_ns;
-        let at = if self.steps.last().is_none_or(|s| s.step.ts_start_ns <= ts) {
+        let ts = step.ts_start_ns;
+        let at = if self.steps.last().is_none_or(|s| s.ts_start_ns <= ts) {
             self.steps.len()
         } else {
-            self.steps.partition_point(|s| s.step.ts_start_ns <= ts)
+            self.steps.partition_point(|s| s.ts_start_ns <= ts)
         };
         self.steps.insert(at, step);
         self.unmoved_steps = self.unmoved_steps.min(at);
@@ -159,19 +159,19 @@ impl ChainState {
     }
 
     fn index(&mut self, step: &StepRecord) {
-        self.events.insert(fnv64(TAG_EVENT, &step.step.event_id));
-        self.start_ns = self.start_ns.min(step.step.ts_start_ns);
-        self.end_ns = self.end_ns.max(step.step.ts_end_ns);
+        self.events.insert(fnv64(TAG_EVENT, step.event_id()));
+        self.start_ns = self.start_ns.min(step.ts_start_ns);
+        self.end_ns = self.end_ns.max(step.ts_end_ns);
         if step.is_llm() {
             self.has_llm = true;
-            if let Some(h) = &step.full_prefix_hash {
+            if let Some(h) = step.full_prefix_hash() {
                 self.conversation.insert(fnv64(TAG_PREFIX, h));
             }
-            for r in &step.tool_result_ids {
+            for r in step.tool_result_ids().iter() {
                 self.open_tools.remove(&fnv64(TAG_TOOL, r));
             }
-            for t in &step.tool_calls {
-                let k = fnv64(TAG_TOOL, &t.id);
+            for (id, _) in step.tool_calls() {
+                let k = fnv64(TAG_TOOL, id);
                 self.conversation.insert(k);
                 self.open_tools.insert(k);
             }
@@ -185,8 +185,8 @@ impl ChainState {
         self.has_llm = false;
         let steps = std::mem::take(&mut self.steps);
         if let (Some(first), Some(_)) = (steps.first(), steps.last()) {
-            self.start_ns = first.step.ts_start_ns;
-            self.end_ns = first.step.ts_end_ns;
+            self.start_ns = first.ts_start_ns;
+            self.end_ns = first.ts_end_ns;
         }
         for s in &steps {
             self.index(s);
@@ -227,20 +227,18 @@ impl ChainState {
         let mut pii_types: Vec<&str> = Vec::new();
         let (mut bytes_out, mut bytes_in, mut input_tokens, mut output_tokens, mut cost_usd) = (0i64, 0i64, 0i64, 0i64, 0f64);
         let mut steps = Vec::with_capacity(self.steps.len());
-        for (i, s) in self.steps.iter().enumerate() {
-            let step = &s.step;
+        for (i, step) in self.steps.iter().enumerate() {
+            let step: &StepRecord = step;
             let executed = executed_for.get(i).copied().flatten();
-            let tool = executed
-                .and_then(|e| self.steps.get(e.requested_at)?.tool_calls.get(e.call))
-                .map(|call| (call.name.as_str(), call.id.as_str()));
-            if let Some(d) = step.destination.as_deref()
-                && !s.user_request
+            let tool = executed.and_then(|e| self.steps.get(e.requested_at)?.tool_call(e.call)).map(|(id, name)| (name, id));
+            if let Some(d) = step.destination()
+                && !step.user_request
                 && !destinations.contains(&d)
             {
                 destinations.push(d);
             }
-            for t in &step.pii_types {
-                if !pii_types.contains(&t.as_str()) {
+            for t in step.pii_types().iter() {
+                if !pii_types.contains(&t) {
                     pii_types.push(t);
                 }
             }

@@ -7,6 +7,8 @@
 
 use chainwatch_schemas::{AgentRef, Autonomy, Chain, ChainStatus, ChainStep, PiiFlow, ToolExecution};
 
+use crate::step::StepRecord;
+
 use crate::attribution::ExecutedFor;
 
 /// `ToolExecution`, borrowed.
@@ -33,7 +35,7 @@ pub struct PiiFlowView<'a> {
 /// A `ChainStep` as published: the kept step with its position and the tool call it executed.
 #[derive(Debug, Clone, Copy)]
 pub struct StepView<'a> {
-    pub step: &'a ChainStep,
+    pub step: &'a StepRecord,
     pub index: i32,
     /// (name, id) of the tool call this step executed.
     pub tool: Option<(&'a str, &'a str)>,
@@ -46,18 +48,12 @@ impl<'a> StepView<'a> {
     pub fn tool_fields(&self) -> (Option<&'a str>, Option<&'a str>) {
         match self.tool {
             Some((name, id)) => (Some(name), Some(id)),
-            None => (self.step.tool_name.as_deref(), self.step.tool_call_id.as_deref()),
+            None => (self.step.tool_name(), self.step.tool_call_id()),
         }
     }
 
     fn to_step(self) -> ChainStep {
-        let mut step = self.step.clone();
-        step.index = self.index;
-        if let Some((name, id)) = self.tool {
-            step.tool_name = Some(name.to_string());
-            step.tool_call_id = Some(id.to_string());
-        }
-        step
+        self.step.to_chain_step(self.index, self.tool)
     }
 }
 

@@ -31,16 +31,16 @@ struct Seen {
 /// source step, then the order the destination step reports its findings in. On borrowed
 /// strings.
 pub fn pii_flows(steps: &[Box<StepRecord>]) -> (Vec<PiiFlowView<'_>>, FlowStats) {
-    let findings: usize = steps.iter().flat_map(|s| &s.pii).map(|f| f.fingerprints.len()).sum();
+    let findings: usize = steps.iter().flat_map(|s| s.findings()).map(|f| f.fingerprints.len()).sum();
     let mut first_seen: FastMap<&str, Seen> = FastMap::with_capacity_and_hasher(findings.min(MAX_TRACKED_FINGERPRINTS), Default::default());
     let mut flows: Vec<PiiFlowView<'_>> = Vec::with_capacity(findings.min(MAX_FLOWS));
     let mut stats = FlowStats::default();
     for (j, s) in steps.iter().enumerate() {
         let first_new = flows.len();
-        for finding in &s.pii {
-            let sent = s.sends(&finding.location);
-            for fp in &finding.fingerprints {
-                match first_seen.get_mut(fp.as_str()) {
+        for finding in s.findings() {
+            let sent = s.sends(finding.location);
+            for fp in finding.fingerprints.iter() {
+                match first_seen.get_mut(fp) {
                     Some(seen) => {
                         // once per (step, fingerprint) even when the step reports it in
                         // several places (the first place is the one kept)
@@ -51,10 +51,10 @@ pub fn pii_flows(steps: &[Box<StepRecord>]) -> (Vec<PiiFlowView<'_>>, FlowStats)
                             } else {
                                 flows.push(PiiFlowView {
                                     fingerprint: fp,
-                                    pii_type: &finding.pii_type,
+                                    pii_type: finding.pii_type,
                                     from_step: seen.step as i32,
                                     to_step: j as i32,
-                                    destination: s.step.destination.as_deref(),
+                                    destination: s.destination(),
                                 });
                             }
                         }
@@ -63,7 +63,7 @@ pub fn pii_flows(steps: &[Box<StepRecord>]) -> (Vec<PiiFlowView<'_>>, FlowStats)
                         if first_seen.len() >= MAX_TRACKED_FINGERPRINTS {
                             stats.fingerprints_untracked += 1;
                         } else {
-                            first_seen.insert(fp.as_str(), Seen { step: j, last_sent_to: 0 });
+                            first_seen.insert(fp, Seen { step: j, last_sent_to: 0 });
                         }
                     }
                 }

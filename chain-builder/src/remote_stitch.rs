@@ -13,7 +13,7 @@ use chainwatch_schemas::{StitchedStep, StitchedToolCall};
 use serde::{Deserialize, Serialize};
 
 use crate::process_tree::{NodeId, ProcKey};
-use crate::step::{RequestedTool, StepRecord};
+use crate::step::{StepParts, StepRecord};
 
 /// Steps one fragment carries at most (the rest are cut and counted).
 pub const MAX_FRAGMENT_STEPS: usize = 1_024;
@@ -44,44 +44,32 @@ pub struct RemoteFragment {
 /// The wire form of a step.
 pub fn to_wire(s: &StepRecord) -> StitchedStep {
     StitchedStep {
-        step: s.step.clone(),
+        step: s.to_chain_step(0, None),
         process_start_ns: s.proc.start_ns,
         role: s.role,
         depth: i32::from(s.depth),
-        pii: s.pii.clone(),
-        tool_calls: s.tool_calls.iter().map(|t| StitchedToolCall { id: t.id.clone(), name: t.name.clone() }).collect(),
-        tool_result_ids: s.tool_result_ids.clone(),
-        full_prefix_hash: s.full_prefix_hash.clone(),
+        pii: s.pii_findings(),
+        tool_calls: s.tool_calls().map(|(id, name)| StitchedToolCall { id: id.to_string(), name: name.to_string() }).collect(),
+        tool_result_ids: s.tool_result_ids().to_vec(),
+        full_prefix_hash: s.full_prefix_hash().map(str::to_string),
     }
 }
 
 /// A step from the wire (its process on `node`, interned by the receiving builder). What a
-/// record may bring is capped like an event's (tool calls, fingerprints are capped by sender).
+/// record may bring is capped like an event's (tool calls, result ids, fingerprints).
 pub fn from_wire(w: StitchedStep, node: NodeId) -> StepRecord {
     let proc = ProcKey { node, tgid: w.step.tgid, start_ns: w.process_start_ns };
-    let cap = crate::step::MAX_TOOL_CALLS_PER_STEP;
-    let mut tool_result_ids = w.tool_result_ids;
-    tool_result_ids.truncate(cap);
-    let mut fingerprints_dropped = 0u64;
-    let mut budget = crate::step::MAX_FINGERPRINTS_PER_STEP;
-    let mut pii = w.pii;
-    for p in &mut pii {
-        let keep = p.fingerprints.len().min(budget);
-        fingerprints_dropped += (p.fingerprints.len() - keep) as u64;
-        p.fingerprints.truncate(keep);
-        budget -= keep;
-    }
-    StepRecord {
-        step: w.step,
+    let tool_calls: Vec<(String, String)> = w.tool_calls.into_iter().map(|t| (t.id, t.name)).collect();
+    let mut step = StepRecord::from_parts(StepParts {
+        step: &w.step,
         proc,
         role: w.role,
-        tool_calls: w.tool_calls.into_iter().take(cap).map(|t| RequestedTool { id: t.id, name: t.name }).collect(),
-        tool_result_ids,
-        full_prefix_hash: w.full_prefix_hash,
-        pii,
-        user_request: false,
-        stitched: true,
-        depth: u16::try_from(w.depth.max(0)).unwrap_or(u16::MAX),
-        fingerprints_dropped,
-    }
+        tool_calls: &tool_calls,
+        tool_result_ids: &w.tool_result_ids,
+        full_prefix_hash: w.full_prefix_hash.as_deref(),
+        pii: &w.pii,
+    });
+    step.stitched = true;
+    step.depth = u16::try_from(w.depth.max(0)).unwrap_or(u16::MAX);
+    step
 }

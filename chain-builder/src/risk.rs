@@ -43,8 +43,8 @@ pub fn score(steps: &[Box<StepRecord>], flows: &[PiiFlowView<'_>], tools: &[Tool
         }
         last = Some((f.to_step, f.pii_type));
         let Some(to) = steps.get(f.to_step as usize) else { continue };
-        let dest = to.step.destination.as_deref().unwrap_or("?");
-        let cat = to.step.category.as_str();
+        let dest = to.destination().unwrap_or("?");
+        let cat = to.category();
         if is_unvetted(cat) {
             add(0.6, concat(&[f.pii_type, " sent to ", cat, " destination ", dest]));
         } else if cat == "llm" {
@@ -54,19 +54,21 @@ pub fn score(steps: &[Box<StepRecord>], flows: &[PiiFlowView<'_>], tools: &[Tool
         }
     }
     for s in steps {
-        let cat = s.step.category.as_str();
-        let dest = s.step.destination.as_deref().unwrap_or("?");
-        if s.step.kind == KIND_UPLOAD && is_unvetted(cat) {
+        let cat = s.category();
+        let dest = s.destination().unwrap_or("?");
+        if s.kind() == KIND_UPLOAD && is_unvetted(cat) {
             add(0.35, concat(&["upload to ", cat, " destination ", dest]));
         }
-        if !s.step.injection_rules.is_empty() {
-            add(0.3, format!("prompt injection signal ({})", s.step.injection_rules.join(", ")));
+        let rules = s.injection_rules();
+        if !rules.is_empty() {
+            add(0.3, format!("prompt injection signal ({})", rules.iter().collect::<Vec<_>>().join(", ")));
         }
-        if !s.step.secret_types.is_empty() && s.sends("request") {
-            add(0.3, format!("secret sent to {dest} ({})", s.step.secret_types.join(", ")));
+        let secrets = s.secret_types();
+        if !secrets.is_empty() && s.sends("request") {
+            add(0.3, format!("secret sent to {dest} ({})", secrets.iter().collect::<Vec<_>>().join(", ")));
         }
-        if s.step.rows.is_some_and(|r| r >= BULK_ROWS) {
-            add(0.15, format!("bulk read: {} rows", s.step.rows.unwrap_or(0)));
+        if s.rows.is_some_and(|r| r >= BULK_ROWS) {
+            add(0.15, format!("bulk read: {} rows", s.rows.unwrap_or(0)));
         }
     }
     if max_tool_repeats >= LOOP_REPEATS {

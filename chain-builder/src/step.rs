@@ -1,9 +1,15 @@
-//! One step of a chain as the builder keeps it: the printed `ChainStep` plus what routing,
-//! attribution and PII propagation need (process, role, tool calls, result ids, prefix hash,
-//! fingerprints). Built by moving strings out of the `SemanticEvent`, with caps on what an
-//! event may bring (fingerprints, tool calls).
+//! One step of a chain as the builder keeps it: the printed `ChainStep`'s numbers inline, and
+//! all its strings (the printed fields, the tool calls an LLM answer requested, the tool result
+//! ids it carried, its PII findings with their fingerprints) in one `StepText`: a buffer and a
+//! table of where each string ends. Copied out of the `SemanticEvent` while the event is at
+//! hand, with caps on what an event may bring (fingerprints, tool calls).
+//!
+//! Why one buffer: a chain's steps are read again at every version (attribution, PII flows,
+//! risk, encoding) and freed when it closes, long after they were built. As ~20 separate
+//! strings per step, every version and every close walked ~20 cold allocations per step; the
+//! builder's time went more to those misses than to its work.
 
-use chainwatch_schemas::{ChainStep, ConnRole, PiiFinding, SemanticEvent};
+use chainwatch_schemas::{ChainStep, ConnRole, PiiFinding, SemanticEvent, ToolCall};
 use serde::{Deserialize, Serialize};
 
 use crate::cost::PriceTable;
@@ -26,23 +32,104 @@ pub const KIND_LLM: &str = match std::str::from_utf8(&KIND_LLM_BYTES) {
 };
 pub const KIND_UPLOAD: &str = "upload";
 
-/// A tool call an LLM answer asked for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RequestedTool {
-    pub id: String,
-    pub name: String,
+/// The single-valued strings, in the order they open `StepText` (optional ones are empty and
+/// marked absent in `StepRecord::present` when missing).
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    EventId,
+    Kind,
+    Protocol,
+    Comm,
+    Node,
+    Category,
+    Summary,
+    Destination,
+    Method,
+    Model,
+    ToolName,
+    ToolCallId,
+    Statement,
+    ArchiveFormat,
+    FullPrefixHash,
+}
+
+/// Strings before the lists.
+const FIELDS: usize = Field::FullPrefixHash as usize + 1;
+
+/// All of a step's strings: `text`, and in `table` where each one starts and ends (0, then the
+/// end of each: the fields, then the lists: PII types, injection rules, secret types, tool call
+/// ids, tool call names, tool result ids, then per PII finding its type, location and
+/// fingerprints), then per finding its fingerprint count.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepText {
+    text: String,
+    table: Vec<u32>,
+}
+
+impl StepText {
+    /// String `i` ("" if the table does not have it).
+    #[inline]
+    fn get(&self, i: usize) -> &str {
+        match self.table.get(i..).and_then(|t| t.first_chunk::<2>()) {
+            Some(&[start, end]) => self.text.get(start as usize..end as usize).unwrap_or(""),
+            None => "",
+        }
+    }
+}
+
+/// Strings `first..first + len` of a step's text.
+#[derive(Debug, Clone, Copy)]
+pub struct StrList<'a> {
+    text: &'a StepText,
+    first: usize,
+    len: usize,
+}
+
+impl<'a> StrList<'a> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        (i < self.len).then(|| self.text.get(self.first + i))
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a str> + 'a {
+        let (text, first) = (self.text, self.first);
+        (0..self.len).map(move |i| text.get(first + i))
+    }
+
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(str::to_string).collect()
+    }
+}
+
+/// One PII finding of a step.
+#[derive(Debug, Clone, Copy)]
+pub struct Finding<'a> {
+    pub pii_type: &'a str,
+    pub location: &'a str,
+    pub fingerprints: StrList<'a>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {
-    pub step: ChainStep,
+    pub ts_start_ns: i64,
+    pub ts_end_ns: i64,
+    pub tgid: i32,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+    pub rows: Option<i64>,
+    pub bytes_out: i64,
+    pub bytes_in: i64,
+    pub top_k: Option<i64>,
     pub proc: ProcKey,
     pub role: ConnRole,
-    pub tool_calls: Vec<RequestedTool>,
-    pub tool_result_ids: Vec<String>,
-    /// Hash of this LLM call's whole message list: a later call that extends it carries it.
-    pub full_prefix_hash: Option<String>,
-    pub pii: Vec<PiiFinding>,
     /// An inbound request on the agent's own processes that nobody observed sending: a user.
     pub user_request: bool,
     /// Joined from another service through a matched connection tuple.
@@ -51,12 +138,157 @@ pub struct StepRecord {
     pub depth: u16,
     /// Fingerprints cut by `MAX_FINGERPRINTS_PER_STEP`.
     pub fingerprints_dropped: u64,
+    /// An LLM call (`kind` is `KIND_LLM`: attribution asks this for every pair of steps).
+    llm: bool,
+    /// Which optional fields are present (bit `Field as usize`).
+    present: u16,
+    /// Index of the first string of each list in `text`: PII types, injection rules, secret
+    /// types, tool calls (ids, then as many names), tool result ids, PII findings; then the
+    /// end of the last.
+    lists: [u32; 7],
+    text: StepText,
 }
 
+/// Indexes into `StepRecord::lists`.
+const PII_TYPES: usize = 0;
+const INJECTION_RULES: usize = 1;
+const SECRET_TYPES: usize = 2;
+const TOOL_CALLS: usize = 3;
+const TOOL_RESULTS: usize = 4;
+const FINDINGS: usize = 5;
+
 impl StepRecord {
+    fn field(&self, f: Field) -> &str {
+        self.text.get(f as usize)
+    }
+
+    fn optional(&self, f: Field) -> Option<&str> {
+        (self.present & (1 << f as u16) != 0).then(|| self.text.get(f as usize))
+    }
+
+    pub fn event_id(&self) -> &str {
+        self.field(Field::EventId)
+    }
+    pub fn kind(&self) -> &str {
+        self.field(Field::Kind)
+    }
+    pub fn protocol(&self) -> &str {
+        self.field(Field::Protocol)
+    }
+    pub fn comm(&self) -> &str {
+        self.field(Field::Comm)
+    }
+    pub fn node(&self) -> &str {
+        self.field(Field::Node)
+    }
+    pub fn category(&self) -> &str {
+        self.field(Field::Category)
+    }
+    pub fn summary(&self) -> &str {
+        self.field(Field::Summary)
+    }
+    pub fn destination(&self) -> Option<&str> {
+        self.optional(Field::Destination)
+    }
+    pub fn method(&self) -> Option<&str> {
+        self.optional(Field::Method)
+    }
+    pub fn model(&self) -> Option<&str> {
+        self.optional(Field::Model)
+    }
+    /// The step's own tool name (a stitched step may carry one); the chain view prefers the
+    /// call the step was attributed to.
+    pub fn tool_name(&self) -> Option<&str> {
+        self.optional(Field::ToolName)
+    }
+    pub fn tool_call_id(&self) -> Option<&str> {
+        self.optional(Field::ToolCallId)
+    }
+    pub fn statement(&self) -> Option<&str> {
+        self.optional(Field::Statement)
+    }
+    pub fn archive_format(&self) -> Option<&str> {
+        self.optional(Field::ArchiveFormat)
+    }
+    /// Hash of this LLM call's whole message list: a later call that extends it carries it.
+    pub fn full_prefix_hash(&self) -> Option<&str> {
+        self.optional(Field::FullPrefixHash)
+    }
+
+    /// List `which` of the text (for the tool calls, their ids; the names follow them).
+    #[inline]
+    fn list(&self, which: usize) -> StrList<'_> {
+        let (first, end) = match self.lists.get(which..).and_then(|l| l.first_chunk::<2>()) {
+            Some(&[first, end]) => (first as usize, end as usize),
+            None => (0, 0),
+        };
+        let len = end.saturating_sub(first);
+        StrList { text: &self.text, first, len: if which == TOOL_CALLS { len / 2 } else { len } }
+    }
+
+    pub fn pii_types(&self) -> StrList<'_> {
+        self.list(PII_TYPES)
+    }
+    pub fn injection_rules(&self) -> StrList<'_> {
+        self.list(INJECTION_RULES)
+    }
+    pub fn secret_types(&self) -> StrList<'_> {
+        self.list(SECRET_TYPES)
+    }
+
+    /// Tool calls this LLM answer requested.
+    pub fn tool_call_count(&self) -> usize {
+        self.list(TOOL_CALLS).len
+    }
+
+    /// (id, name) of requested tool call `c`.
+    pub fn tool_call(&self, c: usize) -> Option<(&str, &str)> {
+        let ids = self.list(TOOL_CALLS);
+        let id = ids.get(c)?;
+        Some((id, self.text.get(ids.first + ids.len + c)))
+    }
+
+    /// (id, name) of every requested tool call, in order.
+    pub fn tool_calls(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        let ids = self.list(TOOL_CALLS);
+        (0..ids.len).map(move |c| (self.text.get(ids.first + c), self.text.get(ids.first + ids.len + c)))
+    }
+
+    /// Ids of the tool calls whose results this LLM request carries.
+    pub fn tool_result_ids(&self) -> StrList<'_> {
+        self.list(TOOL_RESULTS)
+    }
+
+    /// The PII findings, in order.
+    pub fn findings(&self) -> impl Iterator<Item = Finding<'_>> {
+        // the table: 0, an end per string (`lists[6]` strings), a count per finding
+        let counts = self.lists[FINDINGS + 1] as usize + 1;
+        let n = self.text.table.len().saturating_sub(counts);
+        let mut at = self.lists[FINDINGS] as usize;
+        (0..n).map(move |f| {
+            let count = self.text.table.get(counts + f).map_or(0, |&c| c as usize);
+            let finding = Finding {
+                pii_type: self.text.get(at),
+                location: self.text.get(at + 1),
+                fingerprints: StrList { text: &self.text, first: at + 2, len: count },
+            };
+            at += 2 + count;
+            finding
+        })
+    }
+
     pub fn is_llm(&self) -> bool {
-        // attribution asks this for every pair of steps
-        self.step.kind.as_bytes() == KIND_LLM_BYTES
+        self.llm
+    }
+
+    /// Bytes and count of the strings a printed step carries of its own (the fields and the
+    /// PII types, injection rules and secret types, which come first in the text): for sizing
+    /// its encoding without reading them.
+    pub fn printed_text(&self) -> (usize, usize) {
+        let strings = self.lists[TOOL_CALLS] as usize;
+        let end = self.text.table.get(strings).map_or(0, |&e| e as usize);
+        let prefix_hash = self.full_prefix_hash().map_or(0, str::len);
+        (end.saturating_sub(prefix_hash), strings)
     }
 
     /// Whether a finding at `location` left the watched process (a request it sent, or the
@@ -69,144 +301,377 @@ impl StepRecord {
         }
     }
 
+    /// The printed step at position `index`, attributed to the tool call `tool` (name, id) if
+    /// any (else with its own tool fields).
+    pub fn to_chain_step(&self, index: i32, tool: Option<(&str, &str)>) -> ChainStep {
+        let own = |s: Option<&str>| s.map(str::to_string);
+        let (tool_name, tool_call_id) = match tool {
+            Some((name, id)) => (Some(name.to_string()), Some(id.to_string())),
+            None => (own(self.tool_name()), own(self.tool_call_id())),
+        };
+        ChainStep {
+            index,
+            event_id: self.event_id().to_string(),
+            ts_start_ns: self.ts_start_ns,
+            ts_end_ns: self.ts_end_ns,
+            kind: self.kind().to_string(),
+            protocol: self.protocol().to_string(),
+            tgid: self.tgid,
+            comm: self.comm().to_string(),
+            node: self.node().to_string(),
+            destination: own(self.destination()),
+            category: self.category().to_string(),
+            method: own(self.method()),
+            tool_name,
+            tool_call_id,
+            summary: self.summary().to_string(),
+            model: own(self.model()),
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cost_usd: self.cost_usd,
+            rows: self.rows,
+            bytes_out: self.bytes_out,
+            bytes_in: self.bytes_in,
+            pii_types: self.pii_types().to_vec(),
+            injection_rules: self.injection_rules().to_vec(),
+            secret_types: self.secret_types().to_vec(),
+            statement: own(self.statement()),
+            top_k: self.top_k,
+            archive_format: own(self.archive_format()),
+        }
+    }
+
+    /// The PII findings as records (for the wire).
+    pub fn pii_findings(&self) -> Vec<PiiFinding> {
+        self.findings()
+            .map(|f| PiiFinding {
+                pii_type: f.pii_type.to_string(),
+                count: i32::try_from(f.fingerprints.len()).unwrap_or(i32::MAX),
+                fingerprints: f.fingerprints.to_vec(),
+                location: f.location.to_string(),
+            })
+            .collect()
+    }
+
     /// Heap and inline bytes held (for memory accounting).
     pub fn approx_bytes(&self) -> usize {
-        let s = &self.step;
-        let opt = |o: &Option<String>| o.as_ref().map_or(0, String::capacity);
-        let strings = s.event_id.capacity()
-            + s.kind.capacity()
-            + s.protocol.capacity()
-            + s.comm.capacity()
-            + s.node.capacity()
-            + s.category.capacity()
-            + s.summary.capacity()
-            + opt(&s.destination)
-            + opt(&s.method)
-            + opt(&s.model)
-            + opt(&s.tool_name)
-            + opt(&s.tool_call_id)
-            + s.pii_types.iter().map(|x| x.capacity() + 24).sum::<usize>()
-            + s.injection_rules.iter().map(|x| x.capacity() + 24).sum::<usize>()
-            + s.secret_types.iter().map(|x| x.capacity() + 24).sum::<usize>();
-        let extra = self.tool_calls.iter().map(|t| t.id.capacity() + t.name.capacity() + 48).sum::<usize>()
-            + self.tool_result_ids.iter().map(|x| x.capacity() + 24).sum::<usize>()
-            + opt(&self.full_prefix_hash)
-            + self
-                .pii
-                .iter()
-                .map(|p| {
-                    size_of::<PiiFinding>()
-                        + p.pii_type.capacity()
-                        + p.location.capacity()
-                        + p.fingerprints.iter().map(|f| f.capacity() + 24).sum::<usize>()
-                })
-                .sum::<usize>();
-        size_of::<StepRecord>() + strings + extra
+        size_of::<StepRecord>() + self.text.text.capacity() + self.text.table.capacity() * size_of::<u32>()
+    }
+
+    /// A step from its printed form and what routing needs besides (the wire's `StitchedStep`,
+    /// tests). Capped like an event's: tool calls and result ids at `MAX_TOOL_CALLS_PER_STEP`,
+    /// fingerprints at `MAX_FINGERPRINTS_PER_STEP` (the cut ones counted).
+    pub fn from_parts(parts: StepParts<'_>) -> StepRecord {
+        let StepParts { step: s, proc, role, tool_calls, tool_result_ids, full_prefix_hash, pii } = parts;
+        let tools: Vec<(&str, &str)> = tool_calls.iter().take(MAX_TOOL_CALLS_PER_STEP).map(|(i, n)| (i.as_str(), n.as_str())).collect();
+        let results: Vec<&str> = tool_result_ids.iter().take(MAX_TOOL_CALLS_PER_STEP).map(String::as_str).collect();
+        let fields = Fields {
+            event_id: &s.event_id,
+            kind: &s.kind,
+            protocol: &s.protocol,
+            comm: &s.comm,
+            node: &s.node,
+            category: &s.category,
+            summary: &s.summary,
+            destination: s.destination.as_deref(),
+            method: s.method.as_deref(),
+            model: s.model.as_deref(),
+            tool_name: s.tool_name.as_deref(),
+            tool_call_id: s.tool_call_id.as_deref(),
+            statement: s.statement.as_deref(),
+            archive_format: s.archive_format.as_deref(),
+            full_prefix_hash,
+        };
+        let lists = Lists {
+            pii_types: s.pii_types.iter().map(String::as_str).collect(),
+            injection_rules: s.injection_rules.iter().map(String::as_str).collect(),
+            secret_types: s.secret_types.iter().map(String::as_str).collect(),
+            tools: &tools,
+            results: &results,
+            pii,
+        };
+        let numbers = Numbers {
+            ts_start_ns: s.ts_start_ns,
+            ts_end_ns: s.ts_end_ns,
+            tgid: s.tgid,
+            input_tokens: s.input_tokens,
+            output_tokens: s.output_tokens,
+            cost_usd: s.cost_usd,
+            rows: s.rows,
+            bytes_out: s.bytes_out,
+            bytes_in: s.bytes_in,
+            top_k: s.top_k,
+        };
+        build(&fields, &lists, numbers, proc, role)
     }
 }
 
-/// The step of `ev`, which runs in process `proc`.
-pub fn step_from_event(mut ev: SemanticEvent, proc: ProcKey, prices: &PriceTable) -> StepRecord {
-    take_step(&mut ev, proc, prices)
+/// What `StepRecord::from_parts` builds a step from.
+pub struct StepParts<'a> {
+    pub step: &'a ChainStep,
+    pub proc: ProcKey,
+    pub role: ConnRole,
+    /// (id, name) of the tool calls it requested.
+    pub tool_calls: &'a [(String, String)],
+    pub tool_result_ids: &'a [String],
+    pub full_prefix_hash: Option<&'a str>,
+    pub pii: &'a [PiiFinding],
 }
 
-/// `step_from_event`, taking the strings out of `ev` in place (an event is ~1.3 KB: the
-/// builder passes it down by reference instead of moving it through every call).
-pub fn take_step(ev: &mut SemanticEvent, proc: ProcKey, prices: &PriceTable) -> StepRecord {
-    let mut tool_calls = Vec::new();
-    let mut tool_result_ids = Vec::new();
-    let mut full_prefix_hash = None;
-    let mut model = None;
-    let (mut input_tokens, mut output_tokens) = (0, 0);
-    if let Some(llm) = ev.llm.as_mut() {
-        tool_calls = std::mem::take(&mut llm.tool_calls)
-            .into_iter()
-            .take(MAX_TOOL_CALLS_PER_STEP)
-            .map(|t| RequestedTool { id: t.id, name: t.name })
-            .collect();
-        tool_result_ids = std::mem::take(&mut llm.tool_result_ids);
-        tool_result_ids.truncate(MAX_TOOL_CALLS_PER_STEP);
-        full_prefix_hash = llm.conversation_prefix_hashes.pop();
-        model = llm.response_model.take().or_else(|| llm.request_model.take());
-        input_tokens = llm.input_tokens.unwrap_or(0).max(0);
-        output_tokens = llm.output_tokens.unwrap_or(0).max(0);
+/// The single-valued strings of a step being built.
+struct Fields<'a> {
+    event_id: &'a str,
+    kind: &'a str,
+    protocol: &'a str,
+    comm: &'a str,
+    node: &'a str,
+    category: &'a str,
+    summary: &'a str,
+    destination: Option<&'a str>,
+    method: Option<&'a str>,
+    model: Option<&'a str>,
+    tool_name: Option<&'a str>,
+    tool_call_id: Option<&'a str>,
+    statement: Option<&'a str>,
+    archive_format: Option<&'a str>,
+    full_prefix_hash: Option<&'a str>,
+}
+
+/// The lists of a step being built.
+struct Lists<'a> {
+    pii_types: Vec<&'a str>,
+    injection_rules: Vec<&'a str>,
+    secret_types: Vec<&'a str>,
+    tools: &'a [(&'a str, &'a str)],
+    results: &'a [&'a str],
+    pii: &'a [PiiFinding],
+}
+
+/// The numbers of a step being built.
+struct Numbers {
+    ts_start_ns: i64,
+    ts_end_ns: i64,
+    tgid: i32,
+    input_tokens: i64,
+    output_tokens: i64,
+    cost_usd: f64,
+    rows: Option<i64>,
+    bytes_out: i64,
+    bytes_in: i64,
+    top_k: Option<i64>,
+}
+
+/// A step's text being written: strings appended in table order.
+struct TextWriter {
+    text: StepText,
+    present: u16,
+}
+
+impl TextWriter {
+    fn push(&mut self, s: &str) {
+        self.text.text.push_str(s);
+        self.text.table.push(u32::try_from(self.text.text.len()).unwrap_or(u32::MAX));
     }
-    let cost_usd = model.as_deref().map_or(0.0, |m| prices.cost(m, input_tokens, output_tokens));
-    let summary = summarize(ev, model.as_deref(), &tool_calls);
-    let rows = ev.sql.as_ref().and_then(|s| s.rows);
-    let statement = ev.sql.as_mut().map(|s| cut(std::mem::take(&mut s.statement), MAX_STATEMENT));
-    let top_k = ev.vector.as_ref().and_then(|v| v.top_k);
-    let archive_format = ev.upload.as_mut().and_then(|u| u.archive_format.take());
-    let (bytes_out, bytes_in) = match ev.role {
-        ConnRole::Server => (ev.response_bytes, ev.request_bytes),
-        _ => (ev.request_bytes, ev.response_bytes),
-    };
-    let mut fingerprints_dropped = 0u64;
+
+    fn field(&mut self, f: Field, s: Option<&str>) {
+        if let Some(s) = s {
+            self.present |= 1 << f as u16;
+            self.push(s);
+        } else {
+            self.push("");
+        }
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The step of these parts; fingerprints capped (in total) at `MAX_FINGERPRINTS_PER_STEP`.
+fn build(f: &Fields<'_>, l: &Lists<'_>, n: Numbers, proc: ProcKey, role: ConnRole) -> StepRecord {
+    let singles = [f.event_id, f.kind, f.protocol, f.comm, f.node, f.category, f.summary];
+    let optionals = [f.destination, f.method, f.model, f.tool_name, f.tool_call_id, f.statement, f.archive_format, f.full_prefix_hash];
     let mut budget = MAX_FINGERPRINTS_PER_STEP;
-    let mut pii = std::mem::take(&mut ev.pii);
-    for p in &mut pii {
-        let keep = p.fingerprints.len().min(budget);
-        fingerprints_dropped += (p.fingerprints.len() - keep) as u64;
-        p.fingerprints.truncate(keep);
-        budget -= keep;
+    let kept: Vec<usize> = l
+        .pii
+        .iter()
+        .map(|p| {
+            let keep = p.fingerprints.len().min(budget);
+            budget -= keep;
+            keep
+        })
+        .collect();
+    let fingerprints_dropped = l.pii.iter().zip(&kept).map(|(p, k)| (p.fingerprints.len() - k) as u64).sum();
+    let len = singles.iter().map(|s| s.len()).sum::<usize>()
+        + optionals.iter().flatten().map(|s| s.len()).sum::<usize>()
+        + [&l.pii_types, &l.injection_rules, &l.secret_types].iter().flat_map(|v| v.iter()).map(|s| s.len()).sum::<usize>()
+        + l.tools.iter().map(|(i, n)| i.len() + n.len()).sum::<usize>()
+        + l.results.iter().map(|r| r.len()).sum::<usize>()
+        + l.pii.iter().zip(&kept).map(|(p, &k)| p.pii_type.len() + p.location.len() + p.fingerprints[..k].iter().map(String::len).sum::<usize>()).sum::<usize>();
+    let strings = FIELDS
+        + l.pii_types.len()
+        + l.injection_rules.len()
+        + l.secret_types.len()
+        + 2 * l.tools.len()
+        + l.results.len()
+        + l.pii.iter().zip(&kept).map(|(_, &k)| 2 + k).sum::<usize>();
+    let mut w = TextWriter {
+        text: StepText { text: String::with_capacity(len), table: Vec::with_capacity(1 + strings + l.pii.len()) },
+        present: 0,
+    };
+    w.text.table.push(0);
+    let mut lists = [0u32; 7];
+    for s in singles {
+        w.push(s);
     }
-    let mut pii_types: Vec<String> = pii.iter().map(|p| p.pii_type.clone()).collect();
-    pii_types.sort();
-    pii_types.dedup();
-    let mut injection_rules: Vec<String> = ev.injection.iter().map(|i| i.rule.clone()).collect();
-    injection_rules.sort();
-    injection_rules.dedup();
-    let mut secret_types: Vec<String> = ev.secrets.iter().map(|s| s.secret_type.clone()).collect();
-    secret_types.sort();
-    secret_types.dedup();
-    let role = ev.role;
+    for (f, s) in [
+        Field::Destination,
+        Field::Method,
+        Field::Model,
+        Field::ToolName,
+        Field::ToolCallId,
+        Field::Statement,
+        Field::ArchiveFormat,
+        Field::FullPrefixHash,
+    ]
+    .into_iter()
+    .zip(optionals)
+    {
+        w.field(f, s);
+    }
+    let mut list_starts = lists.iter_mut();
+    let mut start_list = |w: &TextWriter| {
+        if let Some(at) = list_starts.next() {
+            *at = count(w.text.table.len() - 1);
+        }
+    };
+    start_list(&w);
+    for s in &l.pii_types {
+        w.push(s);
+    }
+    start_list(&w);
+    for s in &l.injection_rules {
+        w.push(s);
+    }
+    start_list(&w);
+    for s in &l.secret_types {
+        w.push(s);
+    }
+    start_list(&w);
+    for (id, _) in l.tools {
+        w.push(id);
+    }
+    for (_, name) in l.tools {
+        w.push(name);
+    }
+    start_list(&w);
+    for r in l.results {
+        w.push(r);
+    }
+    start_list(&w);
+    for (p, &k) in l.pii.iter().zip(&kept) {
+        w.push(&p.pii_type);
+        w.push(&p.location);
+        for fp in &p.fingerprints[..k] {
+            w.push(fp);
+        }
+    }
+    start_list(&w);
+    w.text.table.extend(kept.iter().map(|&k| count(k)));
     StepRecord {
-        step: ChainStep {
-            index: 0,
-            event_id: std::mem::take(&mut ev.event_id),
-            ts_start_ns: ev.ts_start_ns,
-            ts_end_ns: ev.ts_end_ns.max(ev.ts_start_ns),
-            kind: std::mem::take(&mut ev.kind),
-            protocol: std::mem::take(&mut ev.protocol),
-            tgid: ev.tgid,
-            comm: std::mem::take(&mut ev.comm),
-            node: std::mem::take(&mut ev.node),
-            destination: ev.host.take(),
-            category: std::mem::take(&mut ev.destination_category),
-            method: ev.method.take(),
-            tool_name: None,
-            tool_call_id: None,
-            summary,
-            model,
-            input_tokens,
-            output_tokens,
-            cost_usd,
-            rows,
-            bytes_out: bytes_out.max(0),
-            bytes_in: bytes_in.max(0),
-            pii_types,
-            injection_rules,
-            secret_types,
-            statement,
-            top_k,
-            archive_format,
-        },
+        ts_start_ns: n.ts_start_ns,
+        ts_end_ns: n.ts_end_ns,
+        tgid: n.tgid,
+        input_tokens: n.input_tokens,
+        output_tokens: n.output_tokens,
+        cost_usd: n.cost_usd,
+        rows: n.rows,
+        bytes_out: n.bytes_out,
+        bytes_in: n.bytes_in,
+        top_k: n.top_k,
         proc,
         role,
-        tool_calls,
-        tool_result_ids,
-        full_prefix_hash,
-        pii,
         user_request: false,
         stitched: false,
         depth: 0,
         fingerprints_dropped,
+        llm: f.kind.as_bytes() == KIND_LLM_BYTES,
+        present: w.present,
+        lists,
+        text: w.text,
     }
+}
+
+/// The step of `ev`, which runs in process `proc`.
+pub fn step_from_event(ev: SemanticEvent, proc: ProcKey, prices: &PriceTable) -> StepRecord {
+    take_step(&ev, proc, prices)
+}
+
+/// The step of `ev` (its strings copied into the step's text while they are at hand).
+pub fn take_step(ev: &SemanticEvent, proc: ProcKey, prices: &PriceTable) -> StepRecord {
+    let llm = ev.llm.as_ref();
+    let calls: &[ToolCall] = llm.map_or(&[], |l| &l.tool_calls[..l.tool_calls.len().min(MAX_TOOL_CALLS_PER_STEP)]);
+    let tools: Vec<(&str, &str)> = calls.iter().map(|t| (t.id.as_str(), t.name.as_str())).collect();
+    let results: Vec<&str> = llm.map_or(Vec::new(), |l| l.tool_result_ids.iter().take(MAX_TOOL_CALLS_PER_STEP).map(String::as_str).collect());
+    let model = llm.and_then(|l| l.response_model.as_deref().or(l.request_model.as_deref()));
+    let (input_tokens, output_tokens) = llm.map_or((0, 0), |l| (l.input_tokens.unwrap_or(0).max(0), l.output_tokens.unwrap_or(0).max(0)));
+    let cost_usd = model.map_or(0.0, |m| prices.cost(m, input_tokens, output_tokens));
+    let summary = summarize(ev, model, calls);
+    let statement = ev.sql.as_ref().map(|s| cut_str(&s.statement, MAX_STATEMENT));
+    let (bytes_out, bytes_in) = match ev.role {
+        ConnRole::Server => (ev.response_bytes, ev.request_bytes),
+        _ => (ev.request_bytes, ev.response_bytes),
+    };
+    let fields = Fields {
+        event_id: &ev.event_id,
+        kind: &ev.kind,
+        protocol: &ev.protocol,
+        comm: &ev.comm,
+        node: &ev.node,
+        category: &ev.destination_category,
+        summary: &summary,
+        destination: ev.host.as_deref(),
+        method: ev.method.as_deref(),
+        model,
+        tool_name: None,
+        tool_call_id: None,
+        statement: statement.as_deref(),
+        archive_format: ev.upload.as_ref().and_then(|u| u.archive_format.as_deref()),
+        full_prefix_hash: llm.and_then(|l| l.conversation_prefix_hashes.last()).map(String::as_str),
+    };
+    let lists = Lists {
+        pii_types: sorted(ev.pii.iter().map(|p| p.pii_type.as_str()).collect()),
+        injection_rules: sorted(ev.injection.iter().map(|i| i.rule.as_str()).collect()),
+        secret_types: sorted(ev.secrets.iter().map(|s| s.secret_type.as_str()).collect()),
+        tools: &tools,
+        results: &results,
+        pii: &ev.pii,
+    };
+    let numbers = Numbers {
+        ts_start_ns: ev.ts_start_ns,
+        ts_end_ns: ev.ts_end_ns.max(ev.ts_start_ns),
+        tgid: ev.tgid,
+        input_tokens,
+        output_tokens,
+        cost_usd,
+        rows: ev.sql.as_ref().and_then(|s| s.rows),
+        bytes_out: bytes_out.max(0),
+        bytes_in: bytes_in.max(0),
+        top_k: ev.vector.as_ref().and_then(|v| v.top_k),
+    };
+    build(&fields, &lists, numbers, proc, ev.role)
+}
+
+/// `v` sorted, without repeats.
+fn sorted(mut v: Vec<&str>) -> Vec<&str> {
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// One readable line: what the step did. Built with `push_str` (one per event: the format
 /// machinery costed as much as the rest of the step).
-fn summarize(ev: &SemanticEvent, model: Option<&str>, tools: &[RequestedTool]) -> String {
+fn summarize(ev: &SemanticEvent, model: Option<&str>, tools: &[ToolCall]) -> String {
     let mut s = String::with_capacity(ev.sql.as_ref().map_or(64, |q| q.statement.len().min(MAX_SUMMARY) + 16));
     if let Some(sql) = &ev.sql {
         s.push_str(sql.statement.trim());
@@ -275,17 +740,31 @@ fn push_int(s: &mut String, n: i64) {
     }
 }
 
+/// Where to cut `s` to at most `max` bytes (on a character boundary), if it is longer.
+fn cut_at(s: &str, max: usize) -> Option<usize> {
+    if s.len() <= max {
+        return None;
+    }
+    let mut at = max;
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    Some(at)
+}
+
 /// `s` cut to at most `max` bytes (on a character boundary, marked with an ellipsis).
 fn cut(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut at = max;
-        while !s.is_char_boundary(at) {
-            at -= 1;
-        }
+    if let Some(at) = cut_at(&s, max) {
         s.truncate(at);
         s.push('…');
-        // A cut statement would otherwise keep the whole original's buffer.
-        s.shrink_to_fit();
     }
     s
+}
+
+/// `cut`, borrowing when nothing is cut.
+fn cut_str(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match cut_at(s, max) {
+        None => std::borrow::Cow::Borrowed(s),
+        Some(at) => std::borrow::Cow::Owned(format!("{}…", &s[..at])),
+    }
 }

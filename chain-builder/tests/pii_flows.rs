@@ -16,17 +16,17 @@ use common::*;
 
 /// (to, from, fingerprint, pii type, destination) by the definition, without an index.
 fn reference(steps: &[Box<StepRecord>]) -> Vec<(i32, i32, String, String, Option<String>)> {
-    let first_seen = |fp: &str| steps.iter().position(|s| s.pii.iter().any(|f| f.fingerprints.iter().any(|x| x == fp)));
+    let first_seen = |fp: &str| steps.iter().position(|s| s.findings().any(|f| f.fingerprints.iter().any(|x| x == fp)));
     let mut out: Vec<(i32, i32, String, String, Option<String>)> = Vec::new();
     for (j, s) in steps.iter().enumerate() {
-        for f in &s.pii {
-            if !s.sends(&f.location) {
+        for f in s.findings() {
+            if !s.sends(f.location) {
                 continue;
             }
-            for fp in &f.fingerprints {
+            for fp in f.fingerprints.iter() {
                 let Some(i) = first_seen(fp).filter(|&i| i < j) else { continue };
-                if !out.iter().any(|e| e.0 == j as i32 && e.1 == i as i32 && e.2 == *fp) {
-                    out.push((j as i32, i as i32, fp.clone(), f.pii_type.clone(), s.step.destination.clone()));
+                if !out.iter().any(|e| e.0 == j as i32 && e.1 == i as i32 && e.2 == fp) {
+                    out.push((j as i32, i as i32, fp.to_string(), f.pii_type.to_string(), s.destination().map(str::to_string)));
                 }
             }
         }

@@ -44,7 +44,7 @@ use crate::stitching::{ClientSide, ServerSide, TupleIndex, TupleKey};
 use crate::watermark::Watermark;
 
 /// The state format this build writes and reads.
-pub const CHECKPOINT_VERSION: u32 = 2;
+pub const CHECKPOINT_VERSION: u32 = 3;
 const MAGIC: &[u8; 4] = b"CWCB";
 /// Decompressed state accepted at most: a corrupt or hostile file stops here.
 const MAX_STATE_BYTES: u64 = 8 << 30;
