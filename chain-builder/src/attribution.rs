@@ -46,12 +46,13 @@ impl AttributionMemo {
         c
     }
 
-    /// Whether `host` names `tool`; `key` is (`fx_str` of the tool name, of the host).
-    fn names_host(&mut self, key: (u64, u64), tool: &str, host: &str) -> bool {
+    /// Whether `host` names `tool`; `key` is (`fx_str` of the tool name, of the host). The host
+    /// is read only when the pair is not in the memo.
+    fn names_host<'h>(&mut self, key: (u64, u64), tool: &str, host: impl FnOnce() -> &'h str) -> bool {
         if let Some(b) = self.by_host.get(&key) {
             return *b;
         }
-        let b = tool_names_host(tool, host);
+        let b = tool_names_host(tool, host());
         if self.by_host.len() >= MAX_MEMO {
             self.by_host.clear();
         }
@@ -69,22 +70,13 @@ struct CallKey<'a> {
     class: u8,
 }
 
-/// An action as attribution compares it with tool calls: its host and the host's hash, and
-/// the tool class its kind fits.
-struct ActionKey<'a> {
-    host: Option<(&'a str, u64)>,
-    wanted: u8,
-}
-
-impl<'a> ActionKey<'a> {
-    fn of(step: &'a StepRecord) -> Self {
-        let wanted = match step.kind() {
-            "sql" | "db_session" => TOOL_SQL,
-            "vector_query" | "embeddings" => TOOL_SEARCH,
-            "upload" => TOOL_UPLOAD,
-            _ => 0,
-        };
-        ActionKey { host: step.destination().map(|h| (h, fx_str(h))), wanted }
+/// The tool class an action of this kind fits (0: none); kept on the step (`action_class`).
+pub fn kind_class(kind: &str) -> u8 {
+    match kind {
+        "sql" | "db_session" => TOOL_SQL,
+        "vector_query" | "embeddings" => TOOL_SEARCH,
+        "upload" => TOOL_UPLOAD,
+        _ => 0,
     }
 }
 
@@ -125,10 +117,10 @@ pub fn attribute<'a>(steps: &'a [Box<StepRecord>], memo: &mut AttributionMemo) -
                 first
             } else {
                 // The best fit (the first of equals); 0 = fits no tool.
-                let action = ActionKey::of(&steps[j]);
-                let (mut best, mut best_fit) = (first, affinity(memo, &call_keys[first], &action));
+                let action: &StepRecord = &steps[j];
+                let (mut best, mut best_fit) = (first, affinity(memo, &call_keys[first], action));
                 for c in (first + 1..calls.len()).filter(|&c| j < windows[c].1) {
-                    let fit = affinity(memo, &call_keys[c], &action);
+                    let fit = affinity(memo, &call_keys[c], action);
                     if fit > best_fit {
                         (best, best_fit) = (c, fit);
                     }
@@ -194,13 +186,13 @@ fn tool_names_host(tool: &str, host: &str) -> bool {
 
 /// How well an action fits a tool call: 2 = its destination names the tool, 1 = its kind is
 /// what the tool's name suggests, 0 = nothing.
-fn affinity(memo: &mut AttributionMemo, call: &CallKey<'_>, action: &ActionKey<'_>) -> u8 {
-    if let Some((host, host_hash)) = action.host
-        && memo.names_host((call.name_hash, host_hash), call.name, host)
+fn affinity(memo: &mut AttributionMemo, call: &CallKey<'_>, action: &StepRecord) -> u8 {
+    if let Some(host_hash) = action.host_hash
+        && memo.names_host((call.name_hash, host_hash), call.name, || action.destination().unwrap_or(""))
     {
         return 2;
     }
-    u8::from(call.class & action.wanted != 0)
+    u8::from(call.class & action.action_class != 0)
 }
 
 /// Whether `haystack` contains `needle`, ignoring ASCII case (names and hosts are short: a

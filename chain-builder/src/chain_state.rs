@@ -92,9 +92,11 @@ impl ChainState {
             steps: Vec::new(),
             start_ns: ts_ns,
             end_ns: ts_ns,
-            conversation: FastSet::default(),
-            open_tools: FastSet::default(),
-            events: FastSet::default(),
+            // sized for a typical chain (a few LLM calls with their tool calls, a dozen steps):
+            // growing them from empty was several allocations and rehashes per chain
+            conversation: FastSet::with_capacity_and_hasher(7, Default::default()),
+            open_tools: FastSet::with_capacity_and_hasher(3, Default::default()),
+            events: FastSet::with_capacity_and_hasher(14, Default::default()),
             has_llm: false,
             held_until: None,
             held_until_agent: false,

@@ -73,7 +73,11 @@ impl CostLedger {
             bump(self.by_agent.entry(agent_key.to_string()).or_default());
         }
         if let Some(team) = team {
-            bump(self.by_team.entry(team.to_string()).or_default());
+            if let Some(t) = self.by_team.get_mut(team) {
+                bump(t);
+            } else {
+                bump(self.by_team.entry(team.to_string()).or_default());
+            }
         }
     }
 }

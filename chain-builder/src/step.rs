@@ -12,7 +12,9 @@
 use chainwatch_schemas::{ChainStep, ConnRole, PiiFinding, SemanticEvent, ToolCall};
 use serde::{Deserialize, Serialize};
 
+use crate::attribution::kind_class;
 use crate::cost::PriceTable;
+use crate::hashing::fx_str;
 use crate::process_tree::ProcKey;
 
 /// At most this many fingerprints are kept per step (the rest are counted).
@@ -140,6 +142,10 @@ pub struct StepRecord {
     pub fingerprints_dropped: u64,
     /// An LLM call (`kind` is `KIND_LLM`: attribution asks this for every pair of steps).
     llm: bool,
+    /// The tool class an action of this kind fits (`attribution::kind_class`).
+    pub action_class: u8,
+    /// `fx_str` of the destination (attribution's memo key: the host is read only on a miss).
+    pub host_hash: Option<u64>,
     /// Which optional fields are present (bit `Field as usize`).
     present: u16,
     /// Index of the first string of each list in `text`: PII types, injection rules, secret
@@ -372,7 +378,7 @@ impl StepRecord {
             comm: &s.comm,
             node: &s.node,
             category: &s.category,
-            summary: &s.summary,
+            summary: Summary::Text(&s.summary),
             destination: s.destination.as_deref(),
             method: s.method.as_deref(),
             model: s.model.as_deref(),
@@ -426,7 +432,7 @@ struct Fields<'a> {
     comm: &'a str,
     node: &'a str,
     category: &'a str,
-    summary: &'a str,
+    summary: Summary<'a>,
     destination: Option<&'a str>,
     method: Option<&'a str>,
     model: Option<&'a str>,
@@ -487,9 +493,25 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// A step's summary: given, or written from its event straight into the step's text.
+enum Summary<'a> {
+    Text(&'a str),
+    Of { ev: &'a SemanticEvent, model: Option<&'a str>, calls: &'a [ToolCall] },
+}
+
+impl Summary<'_> {
+    /// About its length (for sizing the text).
+    fn len_hint(&self) -> usize {
+        match self {
+            Summary::Text(s) => s.len(),
+            Summary::Of { ev, .. } => ev.sql.as_ref().map_or(64, |q| q.statement.len().min(MAX_SUMMARY) + 16),
+        }
+    }
+}
+
 /// The step of these parts; fingerprints capped (in total) at `MAX_FINGERPRINTS_PER_STEP`.
 fn build(f: &Fields<'_>, l: &Lists<'_>, n: Numbers, proc: ProcKey, role: ConnRole) -> StepRecord {
-    let singles = [f.event_id, f.kind, f.protocol, f.comm, f.node, f.category, f.summary];
+    let singles = [f.event_id, f.kind, f.protocol, f.comm, f.node, f.category];
     let optionals = [f.destination, f.method, f.model, f.tool_name, f.tool_call_id, f.statement, f.archive_format, f.full_prefix_hash];
     let mut budget = MAX_FINGERPRINTS_PER_STEP;
     let kept: Vec<usize> = l
@@ -503,6 +525,7 @@ fn build(f: &Fields<'_>, l: &Lists<'_>, n: Numbers, proc: ProcKey, role: ConnRol
         .collect();
     let fingerprints_dropped = l.pii.iter().zip(&kept).map(|(p, k)| (p.fingerprints.len() - k) as u64).sum();
     let len = singles.iter().map(|s| s.len()).sum::<usize>()
+        + f.summary.len_hint()
         + optionals.iter().flatten().map(|s| s.len()).sum::<usize>()
         + [&l.pii_types, &l.injection_rules, &l.secret_types].iter().flat_map(|v| v.iter()).map(|s| s.len()).sum::<usize>()
         + l.tools.iter().map(|(i, n)| i.len() + n.len()).sum::<usize>()
@@ -523,6 +546,15 @@ fn build(f: &Fields<'_>, l: &Lists<'_>, n: Numbers, proc: ProcKey, role: ConnRol
     let mut lists = [0u32; 7];
     for s in singles {
         w.push(s);
+    }
+    match f.summary {
+        Summary::Text(s) => w.push(s),
+        Summary::Of { ev, model, calls } => {
+            let start = w.text.text.len();
+            summarize(&mut w.text.text, ev, model, calls);
+            cut_tail(&mut w.text.text, start, MAX_SUMMARY);
+            w.push("");
+        }
     }
     for (f, s) in [
         Field::Destination,
@@ -596,6 +628,8 @@ fn build(f: &Fields<'_>, l: &Lists<'_>, n: Numbers, proc: ProcKey, role: ConnRol
         depth: 0,
         fingerprints_dropped,
         llm: f.kind.as_bytes() == KIND_LLM_BYTES,
+        action_class: kind_class(f.kind),
+        host_hash: f.destination.map(fx_str),
         present: w.present,
         lists,
         text: w.text,
@@ -616,7 +650,6 @@ pub fn take_step(ev: &SemanticEvent, proc: ProcKey, prices: &PriceTable) -> Step
     let model = llm.and_then(|l| l.response_model.as_deref().or(l.request_model.as_deref()));
     let (input_tokens, output_tokens) = llm.map_or((0, 0), |l| (l.input_tokens.unwrap_or(0).max(0), l.output_tokens.unwrap_or(0).max(0)));
     let cost_usd = model.map_or(0.0, |m| prices.cost(m, input_tokens, output_tokens));
-    let summary = summarize(ev, model, calls);
     let statement = ev.sql.as_ref().map(|s| cut_str(&s.statement, MAX_STATEMENT));
     let (bytes_out, bytes_in) = match ev.role {
         ConnRole::Server => (ev.response_bytes, ev.request_bytes),
@@ -629,7 +662,7 @@ pub fn take_step(ev: &SemanticEvent, proc: ProcKey, prices: &PriceTable) -> Step
         comm: &ev.comm,
         node: &ev.node,
         category: &ev.destination_category,
-        summary: &summary,
+        summary: Summary::Of { ev, model, calls },
         destination: ev.host.as_deref(),
         method: ev.method.as_deref(),
         model,
@@ -669,15 +702,14 @@ fn sorted(mut v: Vec<&str>) -> Vec<&str> {
     v
 }
 
-/// One readable line: what the step did. Built with `push_str` (one per event: the format
-/// machinery costed as much as the rest of the step).
-fn summarize(ev: &SemanticEvent, model: Option<&str>, tools: &[ToolCall]) -> String {
-    let mut s = String::with_capacity(ev.sql.as_ref().map_or(64, |q| q.statement.len().min(MAX_SUMMARY) + 16));
+/// One readable line: what the step did, appended to `s`. Built with `push_str` (one per event:
+/// the format machinery costed as much as the rest of the step).
+fn summarize(s: &mut String, ev: &SemanticEvent, model: Option<&str>, tools: &[ToolCall]) {
     if let Some(sql) = &ev.sql {
         s.push_str(sql.statement.trim());
         if let Some(r) = sql.rows {
             s.push_str(" (");
-            push_int(&mut s, r);
+            push_int(s, r);
             s.push_str(" rows)");
         }
     } else if let Some(llm) = &ev.llm {
@@ -696,14 +728,14 @@ fn summarize(ev: &SemanticEvent, model: Option<&str>, tools: &[ToolCall]) -> Str
         s.push_str(v.collection.as_deref().unwrap_or(""));
         if let Some(r) = v.results {
             s.push_str(" (");
-            push_int(&mut s, r);
+            push_int(s, r);
             s.push_str(" results)");
         }
     } else if let Some(u) = &ev.upload {
         s.push_str("upload ");
         s.push_str(u.filename.as_deref().unwrap_or("?"));
         s.push_str(" (");
-        push_int(&mut s, u.bytes);
+        push_int(s, u.bytes);
         s.push_str(" bytes) to ");
         s.push_str(ev.host.as_deref().unwrap_or("?"));
     } else {
@@ -713,10 +745,9 @@ fn summarize(ev: &SemanticEvent, model: Option<&str>, tools: &[ToolCall]) -> Str
         s.push_str(ev.path.as_deref().unwrap_or(""));
         if let Some(status) = ev.status {
             s.push(' ');
-            push_int(&mut s, i64::from(status));
+            push_int(s, i64::from(status));
         }
     }
-    cut(s, MAX_SUMMARY)
 }
 
 /// Append `n` in decimal.
@@ -752,13 +783,13 @@ fn cut_at(s: &str, max: usize) -> Option<usize> {
     Some(at)
 }
 
-/// `s` cut to at most `max` bytes (on a character boundary, marked with an ellipsis).
-fn cut(mut s: String, max: usize) -> String {
-    if let Some(at) = cut_at(&s, max) {
-        s.truncate(at);
+/// What `s` holds from `start` on, cut to at most `max` bytes (on a character boundary, marked
+/// with an ellipsis).
+fn cut_tail(s: &mut String, start: usize, max: usize) {
+    if let Some(at) = s.get(start..).and_then(|tail| cut_at(tail, max)) {
+        s.truncate(start + at);
         s.push('…');
     }
-    s
 }
 
 /// `cut`, borrowing when nothing is cut.
