@@ -11,16 +11,17 @@
 //! just allocated; a fourth case feeds the same upserts from a run allocated up front
 //! (`cold_input`), every event out of cache.
 //!
-//! Where the time goes with upserts (perf, cycles of the feed; callgrind, about 11.7k
-//! instructions per event): about 40% publishing upserts (0.27 per event; the analysis
-//! (attribution, PII flows, risk) takes half of its time but a third of its instructions, the
-//! Avro writing most of the rest), about 35% ingesting, about 15% closing and forgetting chains (most of it
-//! freeing the steps' strings). A closing of a chain unchanged since its last upsert (10,000 of
-//! the 27,548 versions) reuses that upsert's encoding (`ChainState::last_encoding`), and a grown
-//! chain's next version copies its unchanged steps' bytes from it (24,247 of 85,247 step
-//! encodings). The 500,000 events/s target is not met at this cadence; what is left is in the
-//! chain-builder notes of issue #6 (attribution and PII keys computed once at ingest, a compact
-//! step layout with fewer allocations).
+//! Where the time goes with upserts (perf, events as decoded; callgrind, about 13.9k
+//! instructions per event): about 43% ingesting (a quarter of it copying the event's strings
+//! into the step's one buffer, `StepText`; the rest the process tree, routing, the chain's
+//! indexes, the tuple index for stitching), about 43% publishing the 27,548 versions of the run
+//! (the analysis (attribution, PII flows, risk) half of it, the Avro writing most of the rest),
+//! about 9% closing and forgetting chains. A closing of a chain unchanged since its last upsert
+//! (10,000 of the versions) reuses that upsert's encoding (`ChainState::last_encoding`), and a
+//! grown chain's next version copies its unchanged steps' bytes from it. The builder is bound
+//! by memory more than by instructions: keeping a step's strings in one buffer added
+//! instructions (accessors) and took a fifth off the time (cache misses on ~20 allocations
+//! per step, at every version and when the chain was freed).
 //!
 //! Time is the benchmarking thread's CPU time spent in the builder (the machine is shared; the
 //! cloning of the next batch is not counted), so the throughput is events/s per core.

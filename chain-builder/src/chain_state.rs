@@ -215,10 +215,10 @@ impl ChainState {
             }
         }
         let max_tool_repeats = repeats.iter().map(|(_, c)| *c).max().unwrap_or(0);
-        let executed: Vec<_> = tool_calls.iter().filter(|t| !t.executed_steps.is_empty() || t.result_step.is_some()).collect();
-        let autonomy = if executed.is_empty() {
+        let mut executed = tool_calls.iter().filter(|t| !t.executed_steps.is_empty() || t.result_step.is_some()).peekable();
+        let autonomy = if executed.peek().is_none() {
             Autonomy::Unknown
-        } else if executed.iter().all(|t| t.approved) {
+        } else if executed.all(|t| t.approved) {
             Autonomy::Supervised
         } else {
             Autonomy::Autonomous

@@ -228,6 +228,9 @@ impl StepRecord {
             Some(&[first, end]) => (first as usize, end as usize),
             None => (0, 0),
         };
+        // within the strings the table has (a damaged checkpoint reads short, not huge)
+        let strings = self.strings();
+        let (first, end) = (first.min(strings), end.min(strings));
         let len = end.saturating_sub(first);
         StrList { text: &self.text, first, len: if which == TOOL_CALLS { len / 2 } else { len } }
     }
@@ -265,20 +268,27 @@ impl StepRecord {
         self.list(TOOL_RESULTS)
     }
 
+    /// Strings in the text (the table: 0, an end per string, then a fingerprint count per
+    /// PII finding).
+    fn strings(&self) -> usize {
+        (self.lists[FINDINGS + 1] as usize).min(self.text.table.len().saturating_sub(1))
+    }
+
     /// The PII findings, in order.
     pub fn findings(&self) -> impl Iterator<Item = Finding<'_>> {
-        // the table: 0, an end per string (`lists[6]` strings), a count per finding
-        let counts = self.lists[FINDINGS + 1] as usize + 1;
+        let strings = self.strings();
+        let counts = strings + 1;
         let n = self.text.table.len().saturating_sub(counts);
         let mut at = self.lists[FINDINGS] as usize;
         (0..n).map(move |f| {
-            let count = self.text.table.get(counts + f).map_or(0, |&c| c as usize);
+            let available = strings.saturating_sub(at.saturating_add(2));
+            let count = self.text.table.get(counts + f).map_or(0, |&c| c as usize).min(available);
             let finding = Finding {
                 pii_type: self.text.get(at),
                 location: self.text.get(at + 1),
                 fingerprints: StrList { text: &self.text, first: at + 2, len: count },
             };
-            at += 2 + count;
+            at = at.saturating_add(2 + count);
             finding
         })
     }
@@ -797,5 +807,139 @@ fn cut_str(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
     match cut_at(s, max) {
         None => std::borrow::Cow::Borrowed(s),
         Some(at) => std::borrow::Cow::Owned(format!("{}…", &s[..at])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chainwatch_schemas::{InjectionSignal, LlmCall, SecretFinding, SqlStatement};
+
+    fn proc() -> ProcKey {
+        ProcKey { node: 0, tgid: 7, start_ns: 1 }
+    }
+
+    fn llm_event() -> SemanticEvent {
+        SemanticEvent {
+            event_id: "e1".into(),
+            node: "n1".into(),
+            comm: "python3".into(),
+            ts_start_ns: 10,
+            ts_end_ns: 5,
+            protocol: "http1".into(),
+            kind: KIND_LLM.into(),
+            role: ConnRole::Client,
+            method: Some("POST".into()),
+            host: Some("api.openai.com".into()),
+            destination_category: "llm".into(),
+            request_bytes: 100,
+            response_bytes: -3,
+            llm: Some(LlmCall {
+                operation: "chat".into(),
+                request_model: Some("gpt-4o".into()),
+                tool_calls: (0..70).map(|i| ToolCall { id: format!("call_{i}"), name: format!("tool_{i}"), arguments: "{}".into() }).collect(),
+                tool_result_ids: vec!["call_a".into(), "call_b".into()],
+                conversation_prefix_hashes: vec!["h1".into(), "h2".into()],
+                input_tokens: Some(1_000),
+                output_tokens: Some(-5),
+                ..LlmCall::default()
+            }),
+            pii: vec![
+                PiiFinding { pii_type: "email".into(), count: 1_000, fingerprints: (0..1_000).map(|i| format!("fp{i}")).collect(), location: "request.body".into() },
+                PiiFinding { pii_type: "phone".into(), count: 30, fingerprints: (0..30).map(|i| format!("ph{i}")).collect(), location: "response.body".into() },
+                PiiFinding { pii_type: "email".into(), count: 2, fingerprints: vec!["x".into(), "y".into()], location: "request.body".into() },
+            ],
+            injection: vec![
+                InjectionSignal { rule: "ignore_previous".into(), score: 0.9, location: "request.body".into() },
+                InjectionSignal { rule: "ignore_previous".into(), score: 0.8, location: "request.body".into() },
+            ],
+            secrets: vec![SecretFinding { secret_type: "aws_key".into(), count: 1, fingerprints: vec![], location: "request.body".into() }],
+            ..SemanticEvent::default()
+        }
+    }
+
+    /// Every field and list comes back as the event gave it, capped as documented.
+    #[test]
+    fn a_step_keeps_what_its_event_said() {
+        let s = take_step(&llm_event(), proc(), &PriceTable::default());
+        assert_eq!((s.event_id(), s.kind(), s.protocol(), s.comm(), s.node(), s.category()), ("e1", KIND_LLM, "http1", "python3", "n1", "llm"));
+        assert_eq!((s.destination(), s.method(), s.model()), (Some("api.openai.com"), Some("POST"), Some("gpt-4o")));
+        assert_eq!((s.tool_name(), s.tool_call_id(), s.statement(), s.archive_format()), (None, None, None, None));
+        assert_eq!(s.full_prefix_hash(), Some("h2"));
+        assert!(s.is_llm());
+        assert_eq!((s.ts_start_ns, s.ts_end_ns, s.bytes_out, s.bytes_in), (10, 10, 100, 0));
+        assert_eq!((s.input_tokens, s.output_tokens), (1_000, 0));
+        assert_eq!(s.tool_call_count(), MAX_TOOL_CALLS_PER_STEP);
+        assert_eq!(s.tool_call(3), Some(("call_3", "tool_3")));
+        assert_eq!(s.tool_call(MAX_TOOL_CALLS_PER_STEP), None);
+        assert_eq!(s.tool_calls().last(), Some(("call_63", "tool_63")));
+        assert_eq!(s.tool_result_ids().to_vec(), ["call_a", "call_b"]);
+        assert_eq!(s.pii_types().to_vec(), ["email", "phone"]);
+        assert_eq!(s.injection_rules().to_vec(), ["ignore_previous"]);
+        assert_eq!(s.secret_types().to_vec(), ["aws_key"]);
+        let findings: Vec<(&str, &str, usize)> = s.findings().map(|f| (f.pii_type, f.location, f.fingerprints.len())).collect();
+        // 1,024 fingerprints at most: the first finding's 1,000, 24 of the second, none of the third
+        assert_eq!(findings, [("email", "request.body", 1_000), ("phone", "response.body", 24), ("email", "request.body", 0)]);
+        assert_eq!(s.fingerprints_dropped, 6 + 2);
+        assert_eq!(s.findings().nth(1).and_then(|f| f.fingerprints.get(23)), Some("ph23"));
+        assert!(s.summary().starts_with("chat gpt-4o -> tool_0, tool_1"), "{}", s.summary());
+        assert!(s.summary().len() <= MAX_SUMMARY + '…'.len_utf8() && s.summary().ends_with('…'));
+    }
+
+    /// The printed step and the wire parts give back the same step.
+    #[test]
+    fn a_step_through_its_printed_form_and_the_wire_parts_is_the_same() {
+        let s = take_step(&llm_event(), proc(), &PriceTable::default());
+        let printed = s.to_chain_step(4, None);
+        assert_eq!(printed.index, 4);
+        let tools: Vec<(String, String)> = s.tool_calls().map(|(i, n)| (i.to_string(), n.to_string())).collect();
+        let again = StepRecord::from_parts(StepParts {
+            step: &printed,
+            proc: proc(),
+            role: s.role,
+            tool_calls: &tools,
+            tool_result_ids: &s.tool_result_ids().to_vec(),
+            full_prefix_hash: s.full_prefix_hash(),
+            pii: &s.pii_findings(),
+        });
+        assert_eq!(again.to_chain_step(4, None), printed);
+        assert_eq!(again.text, s.text);
+        assert_eq!(again.fingerprints_dropped, 0);
+        let attributed = s.to_chain_step(0, Some(("query_database", "call_9")));
+        assert_eq!((attributed.tool_name.as_deref(), attributed.tool_call_id.as_deref()), (Some("query_database"), Some("call_9")));
+    }
+
+    /// Summaries and statements are cut on a character boundary, with an ellipsis.
+    #[test]
+    fn long_text_is_cut_on_a_character_boundary() {
+        let statement = format!("SELECT '{}'", "é".repeat(5_000));
+        let ev = SemanticEvent {
+            kind: "sql".into(),
+            sql: Some(SqlStatement { statement: statement.clone(), rows: Some(3), ..SqlStatement::default() }),
+            ..SemanticEvent::default()
+        };
+        let s = take_step(&ev, proc(), &PriceTable::default());
+        let (summary, kept) = (s.summary(), s.statement().unwrap_or(""));
+        assert!(summary.ends_with('…') && summary.len() <= MAX_SUMMARY + 3, "{} bytes", summary.len());
+        assert!(kept.ends_with('…') && kept.len() <= MAX_STATEMENT + 3 && statement.starts_with(kept.trim_end_matches('…')));
+    }
+
+    /// A step restored from a damaged checkpoint reads as empty strings and lists, never a
+    /// panic.
+    #[test]
+    fn a_damaged_table_reads_empty_not_a_panic() {
+        let good = take_step(&llm_event(), proc(), &PriceTable::default());
+        let damaged_tables: [Vec<u32>; 5] = [vec![], vec![0], vec![5, 2, u32::MAX], vec![u32::MAX; 40], (0..5_000).rev().collect()];
+        for table in damaged_tables {
+            let mut s = good.clone();
+            s.text.table = table;
+            s.lists = [3, 1, u32::MAX, 0, 9, u32::MAX, 2];
+            let _ = (s.event_id(), s.kind(), s.destination(), s.summary(), s.full_prefix_hash());
+            let _ = (s.pii_types().to_vec(), s.tool_calls().count(), s.tool_call(1), s.tool_result_ids().to_vec());
+            for f in s.findings().take(10) {
+                let _ = (f.pii_type, f.location, f.fingerprints.to_vec());
+            }
+            let _ = (s.to_chain_step(0, None), s.pii_findings().len(), s.printed_text());
+        }
     }
 }
