@@ -97,21 +97,20 @@ pub fn attribute<'a>(steps: &'a [Box<StepRecord>], memo: &mut AttributionMemo) -
         let next_llm = (i + 1..steps.len()).find(|&k| steps[k].is_llm()).unwrap_or(steps.len());
         call_keys.clear();
         call_keys.extend(requesting.tool_calls().map(|(id, name)| CallKey { id, name, name_hash: fx_str(name), class: memo.class(name) }));
-        let calls = &call_keys;
         // Result step and action window per call.
         windows.clear();
-        windows.extend(calls.iter().map(|c| {
+        windows.extend(call_keys.iter().map(|c| {
             let result = (i + 1..steps.len()).find(|&k| steps[k].is_llm() && steps[k].tool_result_ids().iter().any(|r| r == c.id));
             (result, result.unwrap_or(next_llm))
         }));
         executed.clear();
-        executed.resize_with(calls.len(), Vec::new);
+        executed.resize_with(call_keys.len(), Vec::new);
         let last = windows.iter().map(|w| w.1).max().unwrap_or(next_llm);
         for j in i + 1..last {
             if by_step[j].is_some() || steps[j].is_llm() || steps[j].user_request {
                 continue;
             }
-            let mut eligible = (0..calls.len()).filter(|&c| j < windows[c].1);
+            let mut eligible = (0..call_keys.len()).filter(|&c| j < windows[c].1);
             let Some(first) = eligible.next() else { continue };
             let chosen = if eligible.next().is_none() {
                 first
@@ -119,7 +118,7 @@ pub fn attribute<'a>(steps: &'a [Box<StepRecord>], memo: &mut AttributionMemo) -
                 // The best fit (the first of equals); 0 = fits no tool.
                 let action: &StepRecord = &steps[j];
                 let (mut best, mut best_fit) = (first, affinity(memo, &call_keys[first], action));
-                for c in (first + 1..calls.len()).filter(|&c| j < windows[c].1) {
+                for c in (first + 1..call_keys.len()).filter(|&c| j < windows[c].1) {
                     let fit = affinity(memo, &call_keys[c], action);
                     if fit > best_fit {
                         (best, best_fit) = (c, fit);
@@ -129,7 +128,7 @@ pub fn attribute<'a>(steps: &'a [Box<StepRecord>], memo: &mut AttributionMemo) -
                     best
                 } else {
                     // Fits no tool: the first tool without an action, else nobody's.
-                    match (first..calls.len()).find(|&c| j < windows[c].1 && executed[c].is_empty()) {
+                    match (first..call_keys.len()).find(|&c| j < windows[c].1 && executed[c].is_empty()) {
                         Some(c) => c,
                         None => continue,
                     }
@@ -138,7 +137,7 @@ pub fn attribute<'a>(steps: &'a [Box<StepRecord>], memo: &mut AttributionMemo) -
             by_step[j] = Some(ExecutedFor { requested_at: i, call: chosen });
             executed[chosen].push(j as i32);
         }
-        for (c, call) in calls.iter().enumerate() {
+        for (c, call) in call_keys.iter().enumerate() {
             let (result, end) = windows[c];
             let first_action = executed[c].first().map_or(end, |&j| j as usize);
             let approved = (i + 1..first_action.min(steps.len())).any(|u| steps[u].user_request);

@@ -21,7 +21,6 @@ use chainwatch_schemas::{AgentRef, Autonomy, Chain, ChainStatus};
 
 use crate::attribution::ExecutedFor;
 use crate::chain_view::{ChainView, PiiFlowView, StepView, ToolExecutionView};
-use crate::step::StrList;
 
 /// The single-object encoding of `chain`, as `Chain::encode` gives it.
 pub fn encode_chain(chain: &ChainView<'_>) -> Vec<u8> {
@@ -193,11 +192,11 @@ fn write_chain(w: &mut AvroWriter, chain: &ChainView<'_>, reuse: Option<&Reuse<'
         steps.push(EncodedStep { end: w.pos as u32, executed: s.executed });
     }
     w.long(0);
-    w.array(&chain.tool_calls, AvroWriter::tool_execution);
-    w.array(&chain.pii_flows, AvroWriter::pii_flow);
-    w.array(&chain.tools, |w, s| w.string(s));
-    w.array(&chain.destinations, |w, s| w.string(s));
-    w.array(&chain.pii_types, |w, s| w.string(s));
+    w.array(chain.tool_calls.iter(), AvroWriter::tool_execution);
+    w.array(chain.pii_flows.iter(), AvroWriter::pii_flow);
+    w.array(chain.tools.iter(), |w, s| w.string(s));
+    w.array(chain.destinations.iter(), |w, s| w.string(s));
+    w.array(chain.pii_types.iter(), |w, s| w.string(s));
     w.long(chain.bytes_out);
     w.long(chain.bytes_in);
     w.long(chain.input_tokens);
@@ -210,7 +209,7 @@ fn write_chain(w: &mut AvroWriter, chain: &ChainView<'_>, reuse: Option<&Reuse<'
         Autonomy::Unknown => 2,
     });
     w.double(chain.risk_score);
-    w.array(&chain.risk_reasons, |w, s| w.string(s));
+    w.array(chain.risk_reasons.iter(), |w, s| w.string(s));
     SplitEncoding { bytes: Vec::new(), version_at, rest_at, steps_at, steps }
 }
 
@@ -360,22 +359,11 @@ impl AvroWriter {
     }
 
     /// One block with the item count, then the terminating 0 (an empty array is just 0).
-    fn array<T>(&mut self, items: &[T], mut item: impl FnMut(&mut Self, &T)) {
-        if !items.is_empty() {
+    fn array<I: ExactSizeIterator>(&mut self, items: I, mut item: impl FnMut(&mut Self, I::Item)) {
+        if items.len() > 0 {
             self.long(items.len() as i64);
             for i in items {
                 item(self, i);
-            }
-        }
-        self.long(0);
-    }
-
-    /// An array of strings from a step's text.
-    fn str_list(&mut self, items: StrList<'_>) {
-        if !items.is_empty() {
-            self.long(items.len() as i64);
-            for s in items.iter() {
-                self.string(s);
             }
         }
         self.long(0);
@@ -419,9 +407,9 @@ impl AvroWriter {
         self.opt_long(s.rows);
         self.long(s.bytes_out);
         self.long(s.bytes_in);
-        self.str_list(s.pii_types());
-        self.str_list(s.injection_rules());
-        self.str_list(s.secret_types());
+        self.array(s.pii_types().iter(), AvroWriter::string);
+        self.array(s.injection_rules().iter(), AvroWriter::string);
+        self.array(s.secret_types().iter(), AvroWriter::string);
         self.opt_string(s.statement());
         self.opt_long(s.top_k);
         self.opt_string(s.archive_format());
@@ -431,7 +419,7 @@ impl AvroWriter {
         self.string(t.tool_call_id);
         self.string(t.tool_name);
         self.int(t.requested_at_step);
-        self.array(&t.executed_steps, |w, s| w.int(*s));
+        self.array(t.executed_steps.iter(), |w, s| w.int(*s));
         self.opt_long(t.result_step.map(i64::from));
         self.boolean(t.approved);
     }

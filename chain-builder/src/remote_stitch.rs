@@ -59,7 +59,7 @@ pub fn to_wire(s: &StepRecord) -> StitchedStep {
 /// record may bring is capped like an event's (tool calls, result ids, fingerprints).
 pub fn from_wire(w: StitchedStep, node: NodeId) -> StepRecord {
     let proc = ProcKey { node, tgid: w.step.tgid, start_ns: w.process_start_ns };
-    let tool_calls: Vec<(String, String)> = w.tool_calls.into_iter().map(|t| (t.id, t.name)).collect();
+    let tool_calls: Vec<(&str, &str)> = w.tool_calls.iter().map(|t| (t.id.as_str(), t.name.as_str())).collect();
     let mut step = StepRecord::from_parts(StepParts {
         step: &w.step,
         proc,

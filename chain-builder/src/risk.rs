@@ -61,11 +61,11 @@ pub fn score(steps: &[Box<StepRecord>], flows: &[PiiFlowView<'_>], tools: &[Tool
         }
         let rules = s.injection_rules();
         if !rules.is_empty() {
-            add(0.3, format!("prompt injection signal ({})", rules.iter().collect::<Vec<_>>().join(", ")));
+            add(0.3, format!("prompt injection signal ({})", rules.join(", ")));
         }
         let secrets = s.secret_types();
         if !secrets.is_empty() && s.sends("request") {
-            add(0.3, format!("secret sent to {dest} ({})", secrets.iter().collect::<Vec<_>>().join(", ")));
+            add(0.3, format!("secret sent to {dest} ({})", secrets.join(", ")));
         }
         if s.rows.is_some_and(|r| r >= BULK_ROWS) {
             add(0.15, format!("bulk read: {} rows", s.rows.unwrap_or(0)));

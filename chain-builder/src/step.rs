@@ -26,12 +26,7 @@ const MAX_SUMMARY: usize = 240;
 /// SQL statements are kept up to this many bytes.
 const MAX_STATEMENT: usize = 4_096;
 
-/// `KIND_LLM` as a fixed-size array: `is_llm` compares it without a `memcmp` call.
-const KIND_LLM_BYTES: [u8; 8] = *b"llm_call";
-pub const KIND_LLM: &str = match std::str::from_utf8(&KIND_LLM_BYTES) {
-    Ok(s) => s,
-    Err(_) => panic!("KIND_LLM is ASCII"),
-};
+pub const KIND_LLM: &str = "llm_call";
 pub const KIND_UPLOAD: &str = "upload";
 
 /// The single-valued strings, in the order they open `StepText` (optional ones are empty and
@@ -107,6 +102,18 @@ impl<'a> StrList<'a> {
 
     pub fn to_vec(&self) -> Vec<String> {
         self.iter().map(str::to_string).collect()
+    }
+
+    /// The strings joined with `sep`.
+    pub fn join(&self, sep: &str) -> String {
+        let mut out = String::new();
+        for (i, s) in self.iter().enumerate() {
+            if i > 0 {
+                out.push_str(sep);
+            }
+            out.push_str(s);
+        }
+        out
     }
 }
 
@@ -379,7 +386,7 @@ impl StepRecord {
     /// fingerprints at `MAX_FINGERPRINTS_PER_STEP` (the cut ones counted).
     pub fn from_parts(parts: StepParts<'_>) -> StepRecord {
         let StepParts { step: s, proc, role, tool_calls, tool_result_ids, full_prefix_hash, pii } = parts;
-        let tools: Vec<(&str, &str)> = tool_calls.iter().take(MAX_TOOL_CALLS_PER_STEP).map(|(i, n)| (i.as_str(), n.as_str())).collect();
+        let tools = &tool_calls[..tool_calls.len().min(MAX_TOOL_CALLS_PER_STEP)];
         let results: Vec<&str> = tool_result_ids.iter().take(MAX_TOOL_CALLS_PER_STEP).map(String::as_str).collect();
         let fields = Fields {
             event_id: &s.event_id,
@@ -402,7 +409,7 @@ impl StepRecord {
             pii_types: s.pii_types.iter().map(String::as_str).collect(),
             injection_rules: s.injection_rules.iter().map(String::as_str).collect(),
             secret_types: s.secret_types.iter().map(String::as_str).collect(),
-            tools: &tools,
+            tools,
             results: &results,
             pii,
         };
@@ -428,7 +435,7 @@ pub struct StepParts<'a> {
     pub proc: ProcKey,
     pub role: ConnRole,
     /// (id, name) of the tool calls it requested.
-    pub tool_calls: &'a [(String, String)],
+    pub tool_calls: &'a [(&'a str, &'a str)],
     pub tool_result_ids: &'a [String],
     pub full_prefix_hash: Option<&'a str>,
     pub pii: &'a [PiiFinding],
@@ -637,7 +644,7 @@ fn build(f: &Fields<'_>, l: &Lists<'_>, n: Numbers, proc: ProcKey, role: ConnRol
         stitched: false,
         depth: 0,
         fingerprints_dropped,
-        llm: f.kind.as_bytes() == KIND_LLM_BYTES,
+        llm: f.kind == KIND_LLM,
         action_class: kind_class(f.kind),
         host_hash: f.destination.map(fx_str),
         present: w.present,
@@ -646,12 +653,8 @@ fn build(f: &Fields<'_>, l: &Lists<'_>, n: Numbers, proc: ProcKey, role: ConnRol
     }
 }
 
-/// The step of `ev`, which runs in process `proc`.
-pub fn step_from_event(ev: SemanticEvent, proc: ProcKey, prices: &PriceTable) -> StepRecord {
-    take_step(&ev, proc, prices)
-}
-
-/// The step of `ev` (its strings copied into the step's text while they are at hand).
+/// The step of `ev`, which runs in process `proc` (its strings copied into the step's text
+/// while they are at hand).
 pub fn take_step(ev: &SemanticEvent, proc: ProcKey, prices: &PriceTable) -> StepRecord {
     let llm = ev.llm.as_ref();
     let calls: &[ToolCall] = llm.map_or(&[], |l| &l.tool_calls[..l.tool_calls.len().min(MAX_TOOL_CALLS_PER_STEP)]);
@@ -892,7 +895,7 @@ mod tests {
         let s = take_step(&llm_event(), proc(), &PriceTable::default());
         let printed = s.to_chain_step(4, None);
         assert_eq!(printed.index, 4);
-        let tools: Vec<(String, String)> = s.tool_calls().map(|(i, n)| (i.to_string(), n.to_string())).collect();
+        let tools: Vec<(&str, &str)> = s.tool_calls().collect();
         let again = StepRecord::from_parts(StepParts {
             step: &printed,
             proc: proc(),

@@ -10,7 +10,7 @@ mod common;
 use chainwatch_chain_builder::cost::PriceTable;
 use chainwatch_chain_builder::pii_flow::pii_flows;
 use chainwatch_chain_builder::process_tree::ProcKey;
-use chainwatch_chain_builder::step::{StepRecord, step_from_event};
+use chainwatch_chain_builder::step::{StepRecord, take_step};
 use chainwatch_schemas::{ConnRole, PiiFinding};
 use common::*;
 
@@ -67,7 +67,7 @@ fn random_step(rng: &mut Rng, n: usize) -> Box<StepRecord> {
         e.pii.push(PiiFinding { pii_type: pii_type.into(), count: fps.len() as i32, fingerprints: fps, location: location.into() });
     }
     let proc = ProcKey { node: 0, tgid: 10, start_ns: T0 };
-    Box::new(step_from_event(e, proc, &PriceTable::default()))
+    Box::new(take_step(&e, proc, &PriceTable::default()))
 }
 
 #[test]
@@ -94,7 +94,7 @@ fn every_version_of_a_growing_chain_gives_the_flows_of_the_definition() {
 fn the_seed_scenario_flows_follow_the_definition() {
     let steps: Vec<Box<StepRecord>> = seed_events(true)
         .into_iter()
-        .map(|e| Box::new(step_from_event(e, ProcKey { node: 0, tgid: 1, start_ns: T0 }, &PriceTable::default())))
+        .map(|e| Box::new(take_step(&e, ProcKey { node: 0, tgid: 1, start_ns: T0 }, &PriceTable::default())))
         .collect();
     let want = reference(&steps);
     assert!(!want.is_empty(), "the seed scenario has flows");
@@ -114,7 +114,7 @@ fn flows_past_the_caps_are_cut_and_counted() {
         n += 1;
         let mut e = event(&format!("e{n}"), p, "saas_call", n, n + 1, "h.example", "saas");
         e.pii.push(PiiFinding { pii_type: "email".into(), count: fps.len() as i32, fingerprints: fps, location: location.into() });
-        Box::new(step_from_event(e, proc, &PriceTable::default()))
+        Box::new(take_step(&e, proc, &PriceTable::default()))
     };
     // 17 responses of 1,000 distinct fingerprints each: 17,000 distinct
     for s in 0..17 {
